@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh clone:
+#   make run    creates the venv, installs, builds the demo model if missing, starts the daemon
+#   make test   creates the venv, installs, runs lint, types, layer contracts and the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= config/daemon.toml
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check pytest venv demo clean-state
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	# torch is pinned to the CPU build 2.13.0 in pyproject.toml; an unpinned torch pulls a CUDA build.
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# Only the OpenAPI JSON specs of this package are used (response validation in the emulator tests).
+	$(BIN)/python -m pip install --quiet --no-deps alpaca-mcp-server
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cappuccino-paper demo
+
+run: $(STAMP)
+	$(BIN)/cappuccino-paper run --config $(CONFIG) --ensure-demo
+
+check: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+test: check pytest
+
+clean-state:
+	rm -rf state/* logs/*

@@ -1,0 +1,3 @@
+from cappuccino_daemon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""The ``cappuccino-paper`` command: one argparse tree, handlers imported lazily.
+
+Each area of the package contributes its subcommands through ``<area>/commands.py: register(sub)``.
+Those modules import nothing heavy at module level, so ``cappuccino-paper run`` (the supervisor)
+never pays for torch, TA-Lib or alpaca-py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from cappuccino_daemon import __version__
+from cappuccino_daemon.errors import EX_CONFIG, ConfigError
+
+Handler = Callable[[argparse.Namespace], int]
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "cappuccino_daemon.supervisor.commands",  # run, install-unit
+    "cappuccino_daemon.worker.commands",  # worker
+    "cappuccino_daemon.replay.commands",  # replay
+    "cappuccino_daemon.emulator.commands",  # emulator
+    "cappuccino_daemon.model.commands",  # inspect, validate, trials, trial-metadata
+    "cappuccino_daemon.demo.commands",  # demo
+    "cappuccino_daemon.ops.commands",  # status, report
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cappuccino-paper",
+        description="Supervised paper-trading daemon for legacy ElegantRL PPO crypto models.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):
+                continue  # an area not installed in this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        # One paragraph on stderr, and the same event in the structured log for journald.
+        from cappuccino_daemon.logsetup import get_logger
+
+        get_logger("cli").error("config_error", command=args.command, error=str(exc))
+        print(f"cappuccino-paper {args.command}: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,258 @@
+"""``config/daemon.toml``: the one file a user edits, loaded once, validated, frozen.
+
+Sources, strongest first: environment (``CAPPUCCINO_<SECTION>__<KEY>``), then the TOML file, then the
+defaults below. Relative paths are resolved against the project root: the parent of the folder holding
+the TOML when that folder is named ``config`` (so ``config/daemon.toml`` paths read from the checkout),
+otherwise the TOML's own folder. Alpaca keys are never read from the TOML (see ``load_alpaca_credentials``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from cappuccino_daemon.errors import ConfigError
+
+ENV_PREFIX = "CAPPUCCINO_"
+DEFAULT_CONFIG = Path("config/daemon.toml")
+SECRET_KEYS = {"api_key", "api_secret", "key_id", "secret_key", "alpaca_api_key", "alpaca_api_secret"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSection(_Section):
+    dir: Path = Field(description="Trial folder holding actor.pth (and cappuccino_manifest.json).")
+    tickers: list[str] | None = Field(default=None, description="Optional; the model's order wins.")
+
+
+class WorkerSection(_Section):
+    poll_interval_s: float = Field(default=60.0, gt=0, description="Fallback polling period.")
+    history_hours: int = Field(default=500, gt=0, description="Bars of indicator history (>= 300).")
+    bar_close_grace_s: float = Field(default=5.0, ge=0, description="Wait after a bar closes.")
+    max_clock_skew_s: float = Field(default=30.0, gt=0, description="Local vs broker clock limit.")
+    stale_after_bars: float = Field(default=2.0, gt=0, description="Newest bar older than this: no trade.")
+    http_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of every broker call.")
+
+
+class BrokerSection(_Section):
+    kind: Literal["emulator", "alpaca-paper"] = "emulator"
+    url: str | None = Field(default=None, description="Trading API base; default per kind.")
+    data_url: str | None = Field(default=None, description="Market-data API base; default per kind.")
+
+
+class EmulatorSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    speed: float = Field(default=1.0, ge=0, description="Simulated seconds per wall second.")
+    start: datetime | None = Field(default=None, description="Simulated start (UTC); default: now.")
+    synthetic_seed: int | None = Field(default=7, description="Synthetic market seed (when no bars_dir).")
+    bars_dir: Path | None = None
+    state_file: Path | None = Field(default=Path("state/emulator.sqlite"))
+
+
+class SupervisorSection(_Section):
+    backoff_base_s: float = Field(default=5.0, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    healthy_after_s: float = Field(default=60.0, gt=0)
+    heartbeat_timeout_s: float = Field(default=300.0, gt=0, description="Stale heartbeat = hung worker.")
+    stop_timeout_s: float = Field(default=30.0, gt=0, description="SIGTERM→SIGKILL grace for children.")
+
+
+class PathsSection(_Section):
+    root: Path | None = Field(default=None, description="Base for relative paths (see module doc).")
+    state: Path = Path("state")
+    logs: Path = Path("logs")
+
+
+class LoggingSection(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_output: bool | None = Field(default=None, alias="json", description="None: JSON unless a TTY.")
+    file: bool = Field(default=False, description="Also write rotating JSON logs to paths.logs.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DaemonSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    model: ModelSection
+    worker: WorkerSection = WorkerSection()
+    broker: BrokerSection = BrokerSection()
+    emulator: EmulatorSection = EmulatorSection()
+    supervisor: SupervisorSection = SupervisorSection()
+    paths: PathsSection = PathsSection()
+    logging: LoggingSection = LoggingSection()
+    source_file: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = settings_cls.model_config.get("toml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def project_root_for(config_file: Path) -> Path:
+    folder = config_file.resolve().parent
+    return folder.parent if folder.name == "config" else folder
+
+
+def _resolve(root: Path, path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    path = Path(os.path.expanduser(path))
+    return path if path.is_absolute() else (root / path).resolve()
+
+
+def _systemd_dir(variable: str) -> Path | None:
+    """systemd's StateDirectory=/LogsDirectory= win over the TOML (first entry of a colon list)."""
+    value = os.environ.get(variable, "")
+    return Path(value.split(":")[0]) if value else None
+
+
+def _find_secrets(data: Any, trail: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{trail}.{key}" if trail else str(key)
+            if str(key).lower() in SECRET_KEYS:
+                found.append(where)
+            found.extend(_find_secrets(value, where))
+    return found
+
+
+def _format_validation_error(config_file: Path, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{key}' (remove it or check its spelling and section)")
+        elif err["type"] == "missing":
+            problems.append(f"missing required key '{key}'")
+        else:
+            problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
+    env_hint = (
+        f" A value may also come from an environment variable {ENV_PREFIX}<SECTION>__<KEY>; check `env | grep "
+        f"{ENV_PREFIX}`."
+        if any(k.startswith(ENV_PREFIX) for k in os.environ)
+        else ""
+    )
+    return (
+        f"Invalid configuration in {config_file}: " + "; ".join(problems) + ". Edit the file and run "
+        f"`cappuccino-paper validate --config {config_file}` to check it.{env_hint}"
+    )
+
+
+def load_settings(path: Path | None = None, *, require_model_dir: bool = True) -> DaemonSettings:
+    """Read, validate and resolve the daemon configuration; any problem is a ``ConfigError``."""
+    config_file = Path(path) if path is not None else DEFAULT_CONFIG
+    if not config_file.is_file():
+        raise ConfigError(
+            f"Configuration file {config_file} does not exist. Copy the example with "
+            f"`cp config/daemon.toml {config_file}` or pass --config PATH."
+        )
+    try:
+        raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"Cannot parse {config_file} as TOML: {exc}. Fix the syntax at that line.") from exc
+    secrets = _find_secrets(raw)
+    if secrets:
+        raise ConfigError(
+            f"{config_file} contains credentials ({', '.join(secrets)}). Alpaca keys never go in the TOML: "
+            "remove them and set ALPACA_API_KEY and ALPACA_API_SECRET in the environment, or use a "
+            "systemd credential (LoadCredential=alpaca_api_key / alpaca_api_secret)."
+        )
+    settings_cls = type(
+        "FileDaemonSettings",
+        (DaemonSettings,),
+        {"model_config": SettingsConfigDict(**{**DaemonSettings.model_config, "toml_file": config_file})},
+    )
+    try:
+        settings: DaemonSettings = settings_cls(source_file=config_file.resolve())
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(config_file, exc)) from None
+
+    root = settings.paths.root or project_root_for(config_file)
+    root = _resolve(project_root_for(config_file), root) or root
+    model_dir = _resolve(root, settings.model.dir)
+    assert model_dir is not None
+    resolved = settings.model_copy(
+        update={
+            "model": settings.model.model_copy(update={"dir": model_dir}),
+            "paths": settings.paths.model_copy(
+                update={
+                    "root": root,
+                    "state": _systemd_dir("STATE_DIRECTORY") or _resolve(root, settings.paths.state),
+                    "logs": _systemd_dir("LOGS_DIRECTORY") or _resolve(root, settings.paths.logs),
+                }
+            ),
+            "emulator": settings.emulator.model_copy(
+                update={
+                    "bars_dir": _resolve(root, settings.emulator.bars_dir),
+                    "state_file": _resolve(root, settings.emulator.state_file),
+                }
+            ),
+        }
+    )
+    if require_model_dir and not model_dir.is_dir():
+        raise ConfigError(
+            f"{config_file}: [model] dir = {str(settings.model.dir)!r} resolves to {model_dir}, which does "
+            "not exist. Set it to a trial folder containing actor.pth (list trials with `cappuccino-paper "
+            "trials --db databases/optuna_cappuccino.db`), or create the demo model with "
+            "`cappuccino-paper demo`."
+        )
+    return resolved
+
+
+@dataclass(frozen=True)
+class AlpacaCredentials:
+    key_id: str
+    secret_key: str
+
+    def __repr__(self) -> str:  # never print the secret, even in a traceback
+        return f"AlpacaCredentials(key_id={self.key_id[:4]}…, secret_key=***)"
+
+
+def load_alpaca_credentials(environ: dict[str, str] | None = None) -> AlpacaCredentials | None:
+    """Keys from ``ALPACA_API_KEY``/``ALPACA_API_SECRET`` or systemd ``$CREDENTIALS_DIRECTORY`` files."""
+    env = os.environ if environ is None else environ
+    key, secret = env.get("ALPACA_API_KEY"), env.get("ALPACA_API_SECRET")
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if (not key or not secret) and cred_dir:
+        folder = Path(cred_dir)
+        try:
+            key = key or (folder / "alpaca_api_key").read_text(encoding="utf-8").strip()
+            secret = secret or (folder / "alpaca_api_secret").read_text(encoding="utf-8").strip()
+        except OSError:
+            pass
+    if key and secret:
+        from cappuccino_daemon.logsetup import register_secret
+
+        register_secret(key)
+        register_secret(secret)
+        return AlpacaCredentials(key_id=key, secret_key=secret)
+    return None
