@@ -1,0 +1,193 @@
+"""CLI: ``inspect``, ``validate``, ``trials``, ``trial-metadata``. Nothing heavy at import time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _tickers(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    p = sub.add_parser("inspect", help="Describe a trial folder (architecture, tickers, lookback, norms).")
+    p.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    p.add_argument("--json", action="store_true", help="Machine-readable output.")
+    p.add_argument("--generate-command", action="store_true", help="Print worker command + TOML.")
+    p.add_argument("--tickers", help="Comma-separated tickers (needed for legacy non-7-ticker models).")
+    p.set_defaults(handler=_run_inspect)
+
+    p = sub.add_parser("validate", help="Load settings, model spec and policy; run one forward pass.")
+    p.add_argument("--config", type=Path, default=None, help="config/daemon.toml (default).")
+    p.add_argument("--model-dir", type=Path, default=None, help="Override [model] dir.")
+    p.add_argument("--tickers", help="Override [model] tickers (comma-separated).")
+    p.set_defaults(handler=_run_validate)
+
+    p = sub.add_parser("trials", help="Best COMPLETE trials of an Optuna DB, categoricals decoded.")
+    p.add_argument("--db", type=Path, required=True, help="Optuna SQLite file.")
+    p.add_argument("--study", default=None, help="Only this study.")
+    p.add_argument("--top", type=int, default=10, help="Trials per study (default 10).")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="train_results folder (default: ../train_results of DB).",
+    )
+    p.set_defaults(handler=_run_trials)
+
+    p = sub.add_parser("trial-metadata", help="Write cappuccino_manifest.json (+ best_trial).")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--trial-id", type=int, help="Global trial_id OR per-study number (ambiguity is refused).")
+    g.add_argument("--number", type=int, help="Per-study trial number (with --study).")
+    g.add_argument("--from-best-trial", action="store_true", help="Convert the folder's legacy best_trial.")
+    p.add_argument("--study", default=None)
+    p.add_argument("--output-dir", type=Path, required=True, help="The trial folder (holding actor.pth).")
+    p.add_argument("--db", type=Path, default=None, help="Optuna SQLite file.")
+    p.add_argument("--tickers", help="State-order tickers, comma-separated (required unless 7 tickers).")
+    p.add_argument("--profile", default=None, help="Env profile: finrl-crypto | cappuccino-nov2025.")
+    p.add_argument("--capital", type=float, default=None, help="Override the profile's initial capital.")
+    p.add_argument("--no-pickle", action="store_true", help="Do not write the legacy best_trial pickle.")
+    p.add_argument("--force", action="store_true", help="Pin params even if they disagree with actor.pth.")
+    p.set_defaults(handler=_run_trial_metadata)
+
+
+def _quiet_logging(level: str = "ERROR") -> None:
+    from cappuccino_daemon.logsetup import configure_logging
+
+    configure_logging(level=level)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    _quiet_logging()
+    from cappuccino_daemon.model.inspect import format_report, inspect_model, toml_snippet, worker_command
+
+    spec, report = inspect_model(args.model_dir, _tickers(args.tickers))
+    if args.generate_command:
+        report["worker_command"] = worker_command(spec)
+        report["toml_snippet"] = toml_snippet(spec)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(format_report(report))
+    if args.generate_command:
+        print("\nRun the worker with:\n  " + report["worker_command"])
+        print("\nor put this in config/daemon.toml:\n" + report["toml_snippet"])
+    return 0
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    _quiet_logging("WARNING")
+    import numpy as np
+
+    from cappuccino_daemon.config import DEFAULT_CONFIG, load_settings
+    from cappuccino_daemon.errors import ConfigError
+    from cappuccino_daemon.model.actor import TorchPolicy
+    from cappuccino_daemon.model.checkpoint import read_checkpoint
+    from cappuccino_daemon.model.loader import load_model_spec
+
+    tickers = _tickers(args.tickers)
+    model_dir = args.model_dir
+    if args.config is not None or model_dir is None or DEFAULT_CONFIG.is_file():
+        settings = load_settings(args.config, require_model_dir=model_dir is None)
+        model_dir = model_dir or settings.model.dir
+        tickers = tickers or settings.model.tickers
+    spec = load_model_spec(model_dir, tickers)
+    policy = TorchPolicy(read_checkpoint(model_dir))
+    action = policy.act(np.zeros(spec.state_dim, dtype=np.float32))
+    if action.shape != (spec.action_dim,) or not np.all(np.isfinite(action)):
+        raise ConfigError(
+            f"{spec.model_dir / 'actor.pth'} produced a non-finite or mis-shaped action on a zero state "
+            f"({action!r}). Fix: the weights are unusable; copy actor.pth again or retrain."
+        )
+    print(
+        f"OK {spec.model_id}: {spec.algorithm} {spec.net_dim}/{spec.state_dim}/{spec.action_dim}, lookback "
+        f"{spec.lookback}, {spec.timeframe}, tickers {','.join(spec.tickers)}, "
+        f"params from {spec.source.origin}, "
+        f"{len(spec.warnings)} warning(s)"
+    )
+    return 0
+
+
+def _run_trials(args: argparse.Namespace) -> int:
+    _quiet_logging()
+    from cappuccino_daemon.model.optuna_db import best_trials, open_db, trial_folder
+
+    results = args.results_dir or args.db.resolve().parent.parent / "train_results"
+    with open_db(args.db) as conn:
+        trials = best_trials(conn, study=args.study, top=max(1, args.top))
+    key_params = (
+        "net_dimension", "lookback", "batch_size", "learning_rate", "norm_action", "use_lr_schedule",
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    for t in trials:
+        folder = trial_folder(results, t)
+        rows.append(
+            {
+                "study": t.study,
+                "number": t.number,
+                "trial_id": t.trial_id,
+                "value": t.value,
+                "direction": t.direction,
+                "params": t.params,
+                "folder": str(folder),
+                "folder_exists": (folder / "actor.pth").is_file(),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print(f"No COMPLETE trials in {args.db}.")
+        return 0
+    head = f"{'study':<36} {'number':>6} {'trial_id':>8} {'value':>10}  " + "  ".join(key_params) + "  folder"
+    print(head)
+    for r in rows:
+        kp = "  ".join(f"{_fmt(r['params'].get(k)):>{len(k)}}" for k in key_params)
+        print(
+            f"{r['study']:<36} {r['number']:>6} {r['trial_id']:>8} {r['value']:>10.4f}  {kp}  "
+            f"{'yes' if r['folder_exists'] else 'no'}"
+        )
+    note = f"(folders looked up under {results}/cwd_tests; 'yes' = trial_<number>_<tf>/actor.pth exists)"
+    print(note, file=sys.stderr)
+    return 0
+
+
+def _run_trial_metadata(args: argparse.Namespace) -> int:
+    _quiet_logging("WARNING")
+    from cappuccino_daemon.model.trial_metadata import write_trial_metadata
+
+    path, manifest = write_trial_metadata(
+        args.output_dir,
+        db=args.db,
+        trial_id=args.trial_id,
+        study=args.study,
+        number=args.number,
+        from_best_trial=args.from_best_trial,
+        tickers=_tickers(args.tickers),
+        profile=args.profile,
+        capital=args.capital,
+        write_pickle=not args.no_pickle,
+        force=args.force,
+    )
+    src = manifest.source
+    print(
+        f"Wrote {path} for study {src.study} number {src.number} (trial_id {src.trial_id}); tickers "
+        f"{','.join(manifest.tickers)}; lookback {manifest.lookback}; "
+        + (
+            f"pinned to actor.pth sha256 {sha[:12]}"
+            if (sha := manifest.actor_sha256)
+            else "NOT pinned (no actor.pth)"
+        )
+    )
+    for note in manifest.notes:
+        print(f"  note: {note}")
+    return 0

@@ -1,0 +1,298 @@
+"""Write ``cappuccino_manifest.json`` (and a legacy ``best_trial``) for a trial folder.
+
+Replaces Cappuccino's ``create_trial_pickle.py``. The old ``--trial-id`` meant either the global DB id
+or the per-study number; both are accepted here, and more than one match is a refusal that lists them.
+When ``actor.pth`` is present the trial's params are checked against the tensor shapes, so the wrong
+study's trial 12 is caught before it is pinned. Without ``actor.pth`` the manifest is written unpinned
+(``actor_sha256`` null, architecture from the params) and the loader warns until it is regenerated.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cappuccino_daemon.atomic import atomic_write_bytes
+from cappuccino_daemon.errors import ConfigError
+from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.model.checkpoint import ACTOR_FILE, CheckpointInfo, lookback_or_refuse, read_checkpoint
+from cappuccino_daemon.model.loader import (
+    BEST_TRIAL_FILE,
+    decode_norms,
+    legacy_profile_name,
+    normalise_ticker,
+    timeframe_from,
+)
+from cappuccino_daemon.model.manifest import (
+    Manifest,
+    ManifestArchitecture,
+    ManifestNormalisation,
+    ManifestProfile,
+    ManifestSource,
+    slim_user_attrs,
+    write_manifest,
+)
+from cappuccino_daemon.model.optuna_db import DbTrial, find_trials, get_trial, open_db
+from cappuccino_daemon.model.spec import DEFAULT_TRAINING_TICKERS, FEATURES_11
+from cappuccino_daemon.model.trial_pickle import read_best_trial
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """A trial from either source, reduced to what the manifest needs."""
+
+    study: str | None
+    number: int | None
+    trial_id: int | None
+    value: float | None
+    origin: str  # "optuna-db" | "best_trial"
+    params: dict[str, Any]
+    distributions: dict[str, dict[str, Any]]
+    user_attrs: dict[str, Any]
+    system_attrs: dict[str, Any] = field(default_factory=dict)
+    state: str = "COMPLETE"
+    datetime_start: datetime | None = None
+    datetime_complete: datetime | None = None
+    intermediate_values: dict[int, float] = field(default_factory=dict)
+
+
+def _from_db(t: DbTrial) -> TrialData:
+    return TrialData(
+        t.study, t.number, t.trial_id, t.value, "optuna-db", t.params, t.distributions, t.user_attrs,
+        t.system_attrs, t.state, t.datetime_start, t.datetime_complete, t.intermediate_values,
+    )  # fmt: skip
+
+
+def _describe(t: DbTrial, info: CheckpointInfo | None) -> str:
+    fit = ""
+    if info is not None:
+        ok = t.params.get("net_dimension") == info.net_dim
+        fit = f", {'fits' if ok else 'does not fit'} actor.pth"
+    return (
+        f"study {t.study} number {t.number} (trial_id {t.trial_id}, {t.state}, value {t.value}, "
+        f"net_dimension {t.params.get('net_dimension')}, lookback {t.params.get('lookback')}{fit})"
+    )
+
+
+def select_db_trial(
+    db: Path, *, trial_id: int | None, study: str | None, number: int | None, info: CheckpointInfo | None
+) -> TrialData:
+    """Resolve (study, number) or the ambiguous --trial-id; several matches are a refusal listing them."""
+    with open_db(db) as conn:
+        if number is not None:
+            if study is None:
+                raise ConfigError("--number needs --study (trial numbers repeat in every study).")
+            found = get_trial(conn, study, number)
+            if found is None:
+                raise ConfigError(
+                    f"{db} has no trial number {number} in study {study!r}. Fix: list the trials with "
+                    f"`cappuccino-paper trials --db {db} --study {study}`."
+                )
+            return _from_db(found)
+        assert trial_id is not None
+        matches = find_trials(conn, trial_id, study)
+    if not matches:
+        where = f" in study {study!r}" if study else ""
+        raise ConfigError(
+            f"{db} has no trial with number or global trial_id {trial_id}{where}. Fix: find the trial with "
+            f"`cappuccino-paper trials --db {db}`, then pass --study NAME --number N."
+        )
+    if len(matches) > 1:
+        listing = "; ".join(_describe(t, info) for t in matches)
+        raise ConfigError(
+            f"--trial-id {trial_id} is ambiguous in {db}: it matches {len(matches)} trials: {listing}. "
+            "Folder names use the per-study number, so pick the study that trained these weights and re-run "
+            f"with --study NAME --number N (e.g. --study {matches[-1].study} --number {matches[-1].number})."
+        )
+    return _from_db(matches[0])
+
+
+def trial_from_best_trial(model_dir: Path) -> TrialData:
+    path = Path(model_dir) / BEST_TRIAL_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist. Fix: use --db with --study/--number or --trial-id.")
+    r = read_best_trial(path)
+    return TrialData(
+        r.study, r.number, r.trial_id, r.value, "best_trial", r.params, r.distributions, r.user_attrs,
+        r.system_attrs, r.state, r.datetime_start, r.datetime_complete,
+    )  # fmt: skip
+
+
+def _check_shapes(trial: TrialData, info: CheckpointInfo, lookback: int, force: bool) -> list[str]:
+    problems = []
+    p_net, p_lb = trial.params.get("net_dimension"), trial.params.get("lookback")
+    if p_net is not None and int(p_net) != info.net_dim:
+        problems.append(f"params net_dimension {p_net} but actor.pth is {info.net_dim} wide")
+    if p_lb is not None and int(p_lb) != lookback:
+        problems.append(f"params lookback {p_lb} but state_dim {info.state_dim} implies lookback {lookback}")
+    if problems and not force:
+        raise ConfigError(
+            f"Trial {trial.study} #{trial.number} (trial_id {trial.trial_id}) does not describe {info.path}: "
+            f"{'; '.join(problems)}. It is probably another study's trial with the same number. Fix: "
+            "pick the right one with --study/--number (see `cappuccino-paper trials --db ...`), or pass "
+            "--force to pin these params anyway (the mismatch is recorded as a note)."
+        )
+    return problems
+
+
+def build_manifest(
+    trial: TrialData,
+    output_dir: Path,
+    *,
+    info: CheckpointInfo | None,
+    tickers: Sequence[str] | None = None,
+    profile: str | None = None,
+    capital: float | None = None,
+    db: Path | None = None,
+    force: bool = False,
+) -> Manifest:
+    """The manifest for ``trial`` pinned to ``info`` (or unpinned when there is no actor.pth)."""
+    from cappuccino_daemon.model import profiles
+
+    notes: list[str] = []
+    params = trial.params
+    if info is not None:
+        lookback = lookback_or_refuse(info)
+        notes += _check_shapes(trial, info, lookback, force)
+        n, net_dim = info.n_tickers, info.net_dim
+    else:
+        if "lookback" not in params or "net_dimension" not in params:
+            raise ConfigError(
+                f"{output_dir / ACTOR_FILE} is missing and the trial params lack lookback/net_dimension, so "
+                "the architecture is unknown. Fix: copy actor.pth into the output folder first."
+            )
+        lookback, net_dim = int(params["lookback"]), int(params["net_dimension"])
+        n = len(tickers) if tickers else len(DEFAULT_TRAINING_TICKERS)
+        notes.append("written without actor.pth: not pinned to weights (no sha256); re-run once it is there")
+    if tickers:
+        chosen = [normalise_ticker(t) for t in tickers]
+        if len(chosen) != n:
+            raise ConfigError(
+                f"--tickers lists {len(chosen)} symbols but the model has {n} actions. Fix: pass exactly {n} "
+                "tickers in the order of the training arrays (alphabetical for Cappuccino/FinRL_Crypto)."
+            )
+        if chosen != sorted(chosen):
+            notes.append(f"tickers pinned in the given non-alphabetical order {', '.join(chosen)}")
+    elif n == len(DEFAULT_TRAINING_TICKERS):
+        chosen = list(DEFAULT_TRAINING_TICKERS)
+        notes.append("tickers not given: pinned the default alphabetical training list")
+    else:
+        raise ConfigError(
+            f"The model trades {n} tickers and the trial does not record which. Fix: add --tickers with "
+            f"exactly {n} symbols in training (alphabetical) order, e.g. --tickers BTC,ETH,LTC."
+        )
+    norms, norm_notes = decode_norms(params, f"trial {trial.study} #{trial.number}")
+    notes += norm_notes
+    timeframe, tf_notes = timeframe_from(
+        output_dir, trial.user_attrs.get("timeframe"), params.get("timeframe")
+    )
+    notes += tf_notes
+    profile_name = profile or legacy_profile_name(params)
+    prof = profiles.get_profile(profile_name, n, params, capital=capital)
+    user_attrs, dropped = slim_user_attrs(trial.user_attrs)
+    if dropped:
+        notes.append(f"user_attrs not copied (training arrays): {', '.join(dropped)}")
+    state_dim = 1 + n + n * len(FEATURES_11) * lookback
+    return Manifest(
+        created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+        source=ManifestSource(
+            study=trial.study,
+            number=trial.number,
+            trial_id=trial.trial_id,
+            origin=trial.origin,
+            db=str(db) if db else None,
+            value=trial.value,
+        ),
+        architecture=ManifestArchitecture(
+            state_dim=info.state_dim if info else state_dim,
+            net_dim=net_dim,
+            action_dim=n,
+            n_hidden_layers=info.n_hidden_layers if info else 2,
+        ),
+        tickers=chosen,
+        timeframe=timeframe,
+        lookback=lookback,
+        features=list(FEATURES_11),
+        normalisation=ManifestNormalisation(
+            cash=norms.cash, stocks=norms.stocks, tech=norms.tech, reward=norms.reward, action=norms.action
+        ),
+        env_profile=ManifestProfile(**{**prof.__dict__, "minimum_qty": list(prof.minimum_qty)}),
+        params=dict(params),
+        user_attrs=user_attrs,
+        actor_sha256=info.sha256 if info else None,
+        notes=notes,
+    )
+
+
+def legacy_pickle_bytes(trial: TrialData, folder_name: str) -> bytes:
+    """A real Optuna FrozenTrial, pickled like Cappuccino's create_trial_pickle.py, for older tools."""
+    import optuna
+    from optuna.distributions import json_to_distribution
+
+    user_attrs = {**trial.user_attrs, "name_folder": f"cwd_tests/{folder_name}", "model_name": "ppo"}
+    frozen = optuna.trial.FrozenTrial(
+        number=trial.number if trial.number is not None else -1,
+        state=optuna.trial.TrialState[trial.state],
+        value=None,
+        values=[trial.value] if trial.value is not None else None,
+        datetime_start=trial.datetime_start,
+        datetime_complete=trial.datetime_complete,
+        params=dict(trial.params),
+        distributions={k: json_to_distribution(json.dumps(v)) for k, v in trial.distributions.items()},
+        user_attrs=user_attrs,
+        system_attrs=dict(trial.system_attrs),
+        intermediate_values=dict(trial.intermediate_values),
+        trial_id=trial.trial_id if trial.trial_id is not None else -1,
+    )
+    return pickle.dumps(frozen, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def write_trial_metadata(
+    output_dir: Path,
+    *,
+    db: Path | None = None,
+    trial_id: int | None = None,
+    study: str | None = None,
+    number: int | None = None,
+    from_best_trial: bool = False,
+    tickers: Sequence[str] | None = None,
+    profile: str | None = None,
+    capital: float | None = None,
+    write_pickle: bool = True,
+    force: bool = False,
+) -> tuple[Path, Manifest]:
+    """Resolve the trial, check it against actor.pth, write the manifest (+ best_trial). Returns both."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    info = read_checkpoint(output_dir) if (output_dir / ACTOR_FILE).exists() else None
+    if info is None:
+        log.warning("trial_metadata_unpinned", output_dir=str(output_dir), reason="actor.pth missing")
+    if from_best_trial:
+        trial = trial_from_best_trial(output_dir)
+        write_pickle = False  # the folder already has the legacy pickle
+    else:
+        if db is None:
+            raise ConfigError("--db is required unless --from-best-trial is given.")
+        trial = select_db_trial(db, trial_id=trial_id, study=study, number=number, info=info)
+    manifest = build_manifest(
+        trial, output_dir, info=info, tickers=tickers, profile=profile, capital=capital, db=db, force=force
+    )
+    path = write_manifest(output_dir, manifest)
+    if write_pickle:
+        atomic_write_bytes(output_dir / BEST_TRIAL_FILE, legacy_pickle_bytes(trial, output_dir.name))
+    log.info(
+        "trial_metadata_written",
+        manifest=str(path),
+        study=trial.study,
+        number=trial.number,
+        trial_id=trial.trial_id,
+        pinned=manifest.actor_sha256 is not None,
+    )
+    return path, manifest
