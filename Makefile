@@ -21,11 +21,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/cappuccino-paper demo
+DEMO_MODEL := demo/best_model/actor.pth
 
-run: $(STAMP)
-	$(BIN)/cappuccino-paper run --config $(CONFIG) --ensure-demo
+$(DEMO_MODEL): | $(STAMP)
+	$(BIN)/cappuccino-paper demo --dir demo
+
+demo: $(STAMP)
+	$(BIN)/cappuccino-paper demo --dir demo
+
+# Builds the demo model once (about a minute), then runs the daemon in the foreground; Ctrl-C stops it.
+run: $(STAMP) $(DEMO_MODEL)
+	$(BIN)/cappuccino-paper run --config $(CONFIG)
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench

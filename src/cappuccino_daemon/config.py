@@ -61,7 +61,10 @@ class EmulatorSection(_Section):
     start: datetime | None = Field(default=None, description="Simulated start (UTC); default: now.")
     synthetic_seed: int | None = Field(default=7, description="Synthetic market seed (when no bars_dir).")
     bars_dir: Path | None = None
-    state_file: Path | None = Field(default=Path("state/emulator.sqlite"))
+    state_file: Path | None = Field(
+        default=None, description="Account/orders/clock SQLite; default <paths.state>/emulator.sqlite."
+    )
+    persist: bool = Field(default=True, description="False: the embedded exchange forgets on restart.")
 
 
 class SupervisorSection(_Section):
@@ -70,6 +73,13 @@ class SupervisorSection(_Section):
     healthy_after_s: float = Field(default=60.0, gt=0)
     heartbeat_timeout_s: float = Field(default=300.0, gt=0, description="Stale heartbeat = hung worker.")
     stop_timeout_s: float = Field(default=30.0, gt=0, description="SIGTERM→SIGKILL grace for children.")
+    emulator_ready_timeout_s: float = Field(default=60.0, gt=0, description="Embedded emulator start limit.")
+    validate_timeout_s: float = Field(default=600.0, gt=0, description="Pre-start model validation limit.")
+    # Advanced/testing overrides (argv lists; placeholders {python} {config} {heartbeat_file} {broker_url}
+    # {state_dir} {host} {port} {ready_file} are filled in). Leave unset in production.
+    worker_command: list[str] | None = Field(default=None, description="Override the worker argv.")
+    validate_command: list[str] | None = Field(default=None, description="Override the validate argv.")
+    emulator_command: list[str] | None = Field(default=None, description="Override the emulator argv.")
 
 
 class PathsSection(_Section):
@@ -86,6 +96,14 @@ class LoggingSection(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class MetricsSection(_Section):
+    """Prometheus endpoint served by the worker; off by default, loopback only (no auth on it)."""
+
+    enabled: bool = False
+    host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535, description="0: any free port (tests).")
+
+
 class DaemonSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
@@ -98,6 +116,7 @@ class DaemonSettings(BaseSettings):
     supervisor: SupervisorSection = SupervisorSection()
     paths: PathsSection = PathsSection()
     logging: LoggingSection = LoggingSection()
+    metrics: MetricsSection = MetricsSection()
     source_file: Path | None = None
 
     @classmethod
@@ -156,7 +175,8 @@ def _format_validation_error(config_file: Path, exc: ValidationError) -> str:
         else:
             problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
     env_hint = (
-        f" A value may also come from an environment variable {ENV_PREFIX}<SECTION>__<KEY>; check `env | grep "
+        f" A value may also come from an environment variable {ENV_PREFIX}<SECTION>__<KEY>; "
+        f"check `env | grep "
         f"{ENV_PREFIX}`."
         if any(k.startswith(ENV_PREFIX) for k in os.environ)
         else ""
@@ -200,20 +220,23 @@ def load_settings(path: Path | None = None, *, require_model_dir: bool = True) -
     root = _resolve(project_root_for(config_file), root) or root
     model_dir = _resolve(root, settings.model.dir)
     assert model_dir is not None
+    state_dir = _systemd_dir("STATE_DIRECTORY") or _resolve(root, settings.paths.state)
+    assert state_dir is not None
     resolved = settings.model_copy(
         update={
             "model": settings.model.model_copy(update={"dir": model_dir}),
             "paths": settings.paths.model_copy(
                 update={
                     "root": root,
-                    "state": _systemd_dir("STATE_DIRECTORY") or _resolve(root, settings.paths.state),
+                    "state": state_dir,
                     "logs": _systemd_dir("LOGS_DIRECTORY") or _resolve(root, settings.paths.logs),
                 }
             ),
             "emulator": settings.emulator.model_copy(
                 update={
                     "bars_dir": _resolve(root, settings.emulator.bars_dir),
-                    "state_file": _resolve(root, settings.emulator.state_file),
+                    "state_file": _resolve(root, settings.emulator.state_file)
+                    or (state_dir / "emulator.sqlite" if settings.emulator.persist else None),
                 }
             ),
         }

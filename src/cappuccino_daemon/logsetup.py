@@ -68,6 +68,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None, log_file: P
         if use_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+
     def formatter(final: Any) -> logging.Formatter:
         # Records from plain `logging` users (uvicorn, optuna) get the same stamps and redaction.
         return structlog.stdlib.ProcessorFormatter(

@@ -32,7 +32,9 @@ def test_relative_paths_resolve_against_the_project_root(tmp_path: Path) -> None
     assert settings.supervisor.healthy_after_s == 60.0
 
 
-def test_environment_overrides_toml_with_nested_delimiter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_overrides_toml_with_nested_delimiter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """CAPPUCCINO_SECTION__KEY beats the TOML value."""
     path = _write(tmp_path, '[model]\ndir = "models/m1"\n[worker]\npoll_interval_s = 60\n')
     monkeypatch.setenv("CAPPUCCINO_WORKER__POLL_INTERVAL_S", "7.5")
@@ -45,16 +47,27 @@ def test_environment_overrides_toml_with_nested_delimiter(tmp_path: Path, monkey
 @pytest.mark.parametrize(
     ("body", "needles"),
     [
-        ('[model]\ndir = "models/m1"\n[worker]\npoll_intervall_s = 3\n', ["unknown key", "worker.poll_intervall_s"]),
-        ('[model]\ndir = "models/m1"\n[worker]\npoll_interval_s = "soon"\n', ["worker.poll_interval_s", "number"]),
+        (
+            '[model]\ndir = "models/m1"\n[worker]\npoll_intervall_s = 3\n',
+            ["unknown key", "worker.poll_intervall_s"],
+        ),
+        (
+            '[model]\ndir = "models/m1"\n[worker]\npoll_interval_s = "soon"\n',
+            ["worker.poll_interval_s", "number"],
+        ),
         ('[model]\ndir = "models/m1"\n[broker]\nkind = "live"\n', ["broker.kind", "emulator"]),
         ('[model]\ndir = "models/nope"\n', ["models/nope", "does not exist", "cappuccino-paper demo"]),
         ("[worker]\npoll_interval_s = 3\n", ["missing required key 'model'"]),
-        ('[model]\ndir = "models/m1"\n[broker]\napi_key = "PKABCDEFGHIJKLMNOP"\n', ["credentials", "ALPACA_API_KEY"]),
+        (
+            '[model]\ndir = "models/m1"\n[broker]\napi_key = "PKABCDEFGHIJKLMNOP"\n',
+            ["credentials", "ALPACA_API_KEY"],
+        ),
         ('[model\ndir = "x"\n', ["Cannot parse", "TOML"]),
     ],
 )
-def test_bad_config_is_one_paragraph_naming_file_key_and_fix(tmp_path: Path, body: str, needles: list[str]) -> None:
+def test_bad_config_is_one_paragraph_naming_file_key_and_fix(
+    tmp_path: Path, body: str, needles: list[str]
+) -> None:
     """Every bad config gives a ConfigError whose single paragraph names the file and the problem."""
     path = _write(tmp_path, body)
     with pytest.raises(ConfigError) as info:
@@ -88,7 +101,9 @@ def test_cli_exits_78_on_bad_config(tmp_path: Path) -> None:
 
 def test_credentials_from_environment_and_systemd_credentials(tmp_path: Path) -> None:
     """Keys come from env vars or $CREDENTIALS_DIRECTORY files, and never print in a repr."""
-    creds = load_alpaca_credentials({"ALPACA_API_KEY": "PKTESTKEY1234567890", "ALPACA_API_SECRET": "s3cr3t-value-xyz"})
+    creds = load_alpaca_credentials(
+        {"ALPACA_API_KEY": "PKTESTKEY1234567890", "ALPACA_API_SECRET": "s3cr3t-value-xyz"}
+    )
     assert creds is not None and creds.secret_key == "s3cr3t-value-xyz"
     assert "s3cr3t" not in repr(creds)
     (tmp_path / "alpaca_api_key").write_text("PKFROMFILE000000000\n")

@@ -18,7 +18,8 @@ from cappuccino_daemon.config import load_alpaca_credentials
 configure_logging(level="INFO", json=None, log_file=Path(os.environ["LOG_FILE"]))
 creds = load_alpaca_credentials()
 log = get_logger("t")
-log.info("connect", api_key=creds.key_id, note="using " + creds.secret_key, headers={"APCA-API-SECRET-KEY": "x" * 20})
+log.info("connect", api_key=creds.key_id, note="using " + creds.secret_key,
+         headers={"APCA-API-SECRET-KEY": "x" * 20})
 log.info("plain", url="http://127.0.0.1:1/v2?x=1", detail=f"key={creds.key_id}")
 logging.getLogger("foreign").warning("foreign lib saw %s", creds.secret_key)
 try:
@@ -48,7 +49,9 @@ def test_secret_never_reaches_stdout_stderr_or_log_file(tmp_path: Path) -> None:
 
 def test_redact_text_masks_alpaca_looking_keys_and_registered_values() -> None:
     register_secret("my-registered-secret-123")
-    text = redact_text("id PKABCDEFGHIJKLMNOPQR and my-registered-secret-123 and secret=abcdefghijklmnopqrstu")
+    text = redact_text(
+        "id PKABCDEFGHIJKLMNOPQR and my-registered-secret-123 and secret=abcdefghijklmnopqrstu"
+    )
     assert "PKABCDEFGHIJKLMNOPQR" not in text
     assert "my-registered-secret-123" not in text
     assert "abcdefghijklmnopqrstu" not in text

@@ -1,0 +1,101 @@
+"""Supervisor footprint while idle: RSS and CPU of the real ``cappuccino-paper run`` process.
+
+A tiny fake worker heartbeats every second (like a worker waiting for the next bar); we sample the
+supervisor's own /proc counters (children excluded) over a quiet window. Prints figures, asserts nothing.
+Usage: python bench/supervisor_idle.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORKER = """
+import os, sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+from cappuccino_daemon.heartbeat import Heartbeat, write_heartbeat
+path = Path(sys.argv[1]); n = 0
+while True:
+    n += 1
+    write_heartbeat(path, Heartbeat(time=datetime.now(UTC), pid=os.getpid(), phase="WAITING", cycles=n))
+    time.sleep(1.0)
+"""
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "model").mkdir()
+        (tmp / "worker.py").write_text(WORKER)
+        supervisor = {
+            "worker_command": [sys.executable, str(tmp / "worker.py"), "{heartbeat_file}"],
+            "validate_command": [sys.executable, "-c", "pass"],
+            "heartbeat_timeout_s": 30.0,
+        }
+        (tmp / "daemon.toml").write_text(
+            f'[model]\ndir = "{tmp / "model"}"\n[broker]\nkind = "alpaca-paper"\n'
+            f'[paths]\nstate = "{tmp / "state"}"\nlogs = "{tmp / "logs"}"\n'
+            "[logging]\njson = true\n[supervisor]\n"
+            + "".join(f"{k} = {json.dumps(v)}\n" for k, v in supervisor.items())
+        )
+        started = time.monotonic()
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("CAPPUCCINO_", "NOTIFY_", "WATCHDOG_"))
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cappuccino_daemon", "run", "--config", str(tmp / "daemon.toml")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        heartbeat = tmp / "state" / "heartbeat.json"
+        while not heartbeat.exists():
+            time.sleep(0.01)
+        to_first_heartbeat = time.monotonic() - started
+        time.sleep(2.0)  # let start-up settle
+        cpu0, t0 = proc_cpu_s(proc.pid), time.monotonic()
+        time.sleep(args.seconds)
+        cpu1, t1 = proc_cpu_s(proc.pid), time.monotonic()
+        rss = proc_rss_mb(proc.pid)
+        modules = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import cappuccino_daemon.supervisor.loop"],
+            capture_output=True,
+            text=True,
+        ).stderr.count("\n")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    print(f"supervisor start → worker's first heartbeat: {to_first_heartbeat * 1000:.0f} ms (incl. validate)")
+    print(f"supervisor RSS while idle: {rss:.1f} MiB")
+    print(
+        f"supervisor CPU while idle: {cpu1 - cpu0:.3f} s over {t1 - t0:.1f} s = "
+        f"{100 * (cpu1 - cpu0) / (t1 - t0):.3f} % of one core (resolution 1/CLK_TCK)"
+    )
+    print(f"modules imported by cappuccino_daemon.supervisor.loop: {modules}")
+    print(f"exit code after SIGTERM: {code}")
+
+
+if __name__ == "__main__":
+    main()

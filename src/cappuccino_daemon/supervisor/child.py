@@ -1,0 +1,144 @@
+"""Child processes: own process group, clean environment, SIGTERM then SIGKILL of the whole group.
+
+The worker must never talk to systemd itself (``NotifyAccess=main``), so the notify/watchdog variables
+are stripped. On Linux the child also asks the kernel for SIGTERM when the supervisor dies (PDEATHSIG),
+so a ``kill -9`` of the supervisor cannot leave an orphan worker trading unsupervised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cappuccino_daemon.supervisor.notify import NOTIFY_ENV_VARS
+
+_PR_SET_PDEATHSIG = 1
+
+
+def clean_env(
+    base: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment for a child: ours minus sd_notify/watchdog variables, plus ``extra``."""
+    env = dict(os.environ if base is None else base)
+    for name in NOTIFY_ENV_VARS:
+        env.pop(name, None)
+    env.update(extra or {})
+    return env
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new session (its own process group); stdout/stderr go to ours (journald)."""
+    return subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def signal_group(pid: int, sig: int) -> bool:
+    """Send ``sig`` to the child's process group (falls back to the pid); False if it is already gone."""
+    try:
+        os.killpg(pid, sig)
+        return True
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return False
+    try:
+        os.kill(pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def request_stop(pid: int) -> None:
+    """SIGTERM the group, then SIGCONT so a stopped (SIGSTOP'ed, hung) child can act on it."""
+    signal_group(pid, signal.SIGTERM)
+    signal_group(pid, signal.SIGCONT)
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """How a child ended: ``code`` for a normal exit, ``signal`` name when a signal killed it."""
+
+    returncode: int
+    code: int | None
+    signal: str | None
+
+    @classmethod
+    def from_returncode(cls, returncode: int) -> ExitInfo:
+        if returncode < 0:
+            try:
+                name = signal.Signals(-returncode).name
+            except ValueError:
+                name = f"SIG{-returncode}"
+            return cls(returncode=returncode, code=None, signal=name)
+        return cls(returncode=returncode, code=returncode, signal=None)
+
+    def describe(self) -> str:
+        return f"signal {self.signal}" if self.signal else f"exit code {self.code}"
+
+
+def stop_child(
+    proc: subprocess.Popen[bytes],
+    timeout_s: float,
+    wait: Callable[[float], None],
+    monotonic: Callable[[], float],
+) -> tuple[ExitInfo, bool]:
+    """Blocking stop: SIGTERM (+SIGCONT), wait up to ``timeout_s``, then SIGKILL. Returns (exit, killed)."""
+    if proc.poll() is None:
+        request_stop(proc.pid)
+        deadline = monotonic() + timeout_s
+        while proc.poll() is None and monotonic() < deadline:
+            wait(min(0.05, max(0.0, deadline - monotonic())))
+    killed = False
+    if proc.poll() is None:
+        killed = True
+        signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # Stragglers in the group (grandchildren) do not outlive their leader's stop.
+    signal_group(proc.pid, signal.SIGKILL)
+    assert proc.returncode is not None
+    return ExitInfo.from_returncode(proc.returncode), killed
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (an orphan's zombie may never be reaped by pid 1)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def pid_cmdline(pid: int) -> list[str]:
+    """The command line of ``pid`` from /proc ([] if unknown): used to recognise our own orphans."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]

@@ -1,0 +1,129 @@
+"""The supervisor's memory across restarts and reboots: ``<state>/supervisor.json``, written atomically.
+
+Restart counts and the failure streak survive a supervisor crash, so a crash loop keeps its backoff
+instead of starting again at 5 s. A corrupt or truncated file is moved aside with a warning and rebuilt:
+losing counters is harmless, a supervisor that crash-loops on its own state file is not.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cappuccino_daemon.atomic import atomic_write_json
+from cappuccino_daemon.logsetup import get_logger
+
+log = get_logger(__name__)
+
+STATE_NAME = "supervisor.json"
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ChildRecord:
+    """One supervised child (``worker`` or ``emulator``); times are ISO-8601 UTC strings."""
+
+    name: str
+    state: str = "stopped"  # starting | running | backoff | stopping | stopped | given_up
+    pid: int | None = None
+    started_at: str | None = None
+    starts: int = 0  # every spawn
+    restarts: int = 0  # spawns after a failure
+    consecutive_failures: int = 0
+    backoff_s: float = 0.0  # the delay chosen after the last failure (0 = none pending)
+    next_start_at: str | None = None
+    last_exit_code: int | None = None
+    last_exit_signal: str | None = None
+    last_exit_reason: str | None = None
+    last_exit_at: str | None = None
+    last_heartbeat_at: str | None = None
+    hang_kills: int = 0
+
+
+@dataclass
+class SupervisorState:
+    version: int = SCHEMA_VERSION
+    status: str = "starting"  # starting | running | stopping | stopped | given_up
+    message: str = ""
+    supervisor_pid: int | None = None
+    supervisor_started_at: str | None = None
+    updated_at: str | None = None
+    ready_at: str | None = None
+    children: dict[str, ChildRecord] = field(default_factory=dict)
+
+    def child(self, name: str) -> ChildRecord:
+        if name not in self.children:
+            self.children[name] = ChildRecord(name=name)
+        return self.children[name]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> SupervisorState:
+        """Strict parse: anything unexpected raises ValueError (the caller rebuilds)."""
+        if not isinstance(data, dict):
+            raise ValueError("top level is not an object")
+        if data.get("version") != SCHEMA_VERSION:
+            raise ValueError(f"unknown schema version {data.get('version')!r}")
+        raw_children = data.get("children", {})
+        if not isinstance(raw_children, dict):
+            raise ValueError("children is not an object")
+        children = {str(name): _child_from_json(str(name), raw) for name, raw in raw_children.items()}
+        known = {f.name for f in fields(cls)} - {"children"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        state = cls(**kwargs, children=children)
+        _check_types(state, ("status", "message"), str)
+        return state
+
+
+def _child_from_json(name: str, raw: Any) -> ChildRecord:
+    if not isinstance(raw, dict):
+        raise ValueError(f"child {name} is not an object")
+    known = {f.name for f in fields(ChildRecord)}
+    record = ChildRecord(**{k: v for k, v in raw.items() if k in known})
+    _check_types(record, ("starts", "restarts", "consecutive_failures", "hang_kills"), int)
+    if not isinstance(record.backoff_s, int | float) or record.backoff_s < 0:
+        raise ValueError(f"child {name}: backoff_s {record.backoff_s!r} is not a non-negative number")
+    if record.next_start_at is not None:
+        datetime.fromisoformat(record.next_start_at)  # raises ValueError when garbled
+    return record
+
+
+def _check_types(obj: object, names: tuple[str, ...], kind: type) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"{name} is {value!r}, expected {kind.__name__}")
+
+
+class StateStore:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / STATE_NAME
+
+    def load(self, now: datetime) -> SupervisorState:
+        """The saved state, a fresh one when there is none, or a rebuilt one when the file is damaged."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return SupervisorState()
+        try:
+            return SupervisorState.from_json(json.loads(text))
+        except (ValueError, TypeError) as exc:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{now.strftime('%Y%m%dT%H%M%S%fZ')}")
+            self.path.replace(aside)
+            log.warning(
+                "state_file_corrupt",
+                path=str(self.path),
+                moved_to=str(aside),
+                error=str(exc)[:200],
+                action="rebuilt with zero restart counts",
+            )
+            return SupervisorState()
+
+    def save(self, state: SupervisorState, now: datetime) -> None:
+        state.updated_at = now.isoformat()
+        atomic_write_json(self.path, state.to_json())

@@ -1,0 +1,101 @@
+"""A stand-in worker/emulator/validator for the supervisor tests: behaviour scripted per start.
+
+Usage: fake_child.py EVENTS_FILE ROLE [--heartbeat-file F] [--ready-file F] [--script JSON]
+The script is a list of dicts, one per start (the last one repeats):
+  run_s: seconds before exiting (None: forever), exit: exit code, heartbeat: write heartbeats,
+  hb_every_s: heartbeat period, stderr: text to print on stderr before exiting,
+  term_delay_s: seconds to linger after SIGTERM before exiting 0, ignore_term: never exit on SIGTERM.
+Every start, heartbeat count, SIGTERM and exit is appended to EVENTS_FILE as a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cappuccino_daemon.heartbeat import Heartbeat, write_heartbeat
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("events", type=Path)
+    parser.add_argument("role")
+    parser.add_argument("--heartbeat-file", type=Path)
+    parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--script", default="[{}]")
+    args = parser.parse_args()
+    events: Path = args.events
+
+    def record(event: str, **fields: object) -> None:
+        line = {"event": event, "role": args.role, "pid": os.getpid(), "mono": time.monotonic(), **fields}
+        with events.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+
+    starts = 0
+    if events.exists():
+        starts = sum(
+            1
+            for raw in events.read_text().splitlines()
+            if json.loads(raw)["event"] == "start" and json.loads(raw)["role"] == args.role
+        )
+    script = json.loads(args.script)
+    step = script[min(starts, len(script) - 1)]
+    record(
+        "start",
+        n=starts,
+        env_notify=os.environ.get("NOTIFY_SOCKET"),
+        env_watchdog=os.environ.get("WATCHDOG_USEC"),
+        argv=sys.argv[1:],
+    )
+    term = {"at": None}
+
+    def on_term(signum: int, _frame: object) -> None:
+        if term["at"] is None:
+            term["at"] = time.monotonic()
+            record("sigterm")
+
+    signal.signal(signal.SIGTERM, on_term)
+    if args.ready_file:
+        args.ready_file.write_text("ready\n")
+    run_s = step.get("run_s")
+    hb_every = float(step.get("hb_every_s", 0.1))
+    started = time.monotonic()
+    cycles = 0
+    last_hb = -1e9
+    while True:
+        now = time.monotonic()
+        lingered = now - term["at"] if term["at"] is not None else -1.0
+        if not step.get("ignore_term") and lingered >= float(step.get("term_delay_s", 0.0)):
+            record("exit", code=0, why="sigterm")
+            return 0
+        if run_s is not None and now - started >= float(run_s):
+            break
+        if args.heartbeat_file and step.get("heartbeat", True) and now - last_hb >= hb_every:
+            cycles += 1
+            last_hb = now
+            write_heartbeat(
+                args.heartbeat_file,
+                Heartbeat(
+                    time=datetime.now(UTC),
+                    pid=os.getpid(),
+                    phase="TRADING",
+                    cycles=cycles,
+                    equity=1000.0 + cycles,
+                ),
+            )
+        time.sleep(0.01)
+    if step.get("stderr"):
+        print(step["stderr"], file=sys.stderr)
+    code = int(step.get("exit", 1))
+    record("exit", code=code, why="script")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,286 @@
+"""The real supervisor process against scripted fake children: real fork/exec, signals and sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from supervisor_harness import Harness
+
+from cappuccino_daemon.supervisor.child import pid_alive
+
+FOREVER: dict[str, Any] = {"run_s": None}
+CRASH: dict[str, Any] = {"run_s": 0, "exit": 3}
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path)
+    yield h
+    h.kill()
+    for event in h.child_events():  # never leave a fake child behind
+        if event["event"] == "start" and pid_alive(event["pid"]):
+            os.kill(event["pid"], signal.SIGKILL)
+
+
+def _gaps(h: Harness, role: str = "worker") -> list[float]:
+    """Seconds from each child exit to the next start, measured by the children (CLOCK_MONOTONIC)."""
+    events = [e for e in h.child_events(role) if e["event"] in ("start", "exit")]
+    gaps = []
+    for before, after in itertools.pairwise(events):
+        if before["event"] == "exit" and after["event"] == "start":
+            gaps.append(after["mono"] - before["mono"])
+    return gaps
+
+
+def _starts(h: Harness, role: str = "worker") -> list[dict[str, Any]]:
+    return [e for e in h.child_events(role) if e["event"] == "start"]
+
+
+def test_backoff_schedule_then_reset_after_healthy_run(harness: Harness) -> None:
+    # Four instant crashes (0.2, 0.4, 0.8, 0.8 s), a healthy 1.3 s run that crashes (streak reset → 0.2 s).
+    harness.write_config(worker=[CRASH, CRASH, CRASH, CRASH, {"run_s": 1.3, "exit": 3}, FOREVER])
+    harness.start()
+    harness.wait_for(lambda: len(_starts(harness)) >= 6, timeout=15, message="six worker starts")
+    assert harness.stop() == 0
+    gaps = _gaps(harness)
+    expected = [0.2, 0.4, 0.8, 0.8, 0.2]
+    assert len(gaps) == len(expected), gaps
+    for gap, want in zip(gaps, expected, strict=True):
+        assert want - 0.02 <= gap <= want + 0.5, (gaps, expected)
+    chosen = [e["delay_s"] for e in harness.logs("backoff_chosen")]
+    assert chosen == expected
+    assert harness.logs("backoff_reset"), "a healthy run must reset the streak"
+    state = harness.state_json()["children"]["worker"]
+    assert state["restarts"] == 5 and state["starts"] == 6 and state["last_exit_code"] == 0
+
+
+def test_hung_worker_is_terminated_and_restarted(harness: Harness) -> None:
+    harness.write_config(worker=[FOREVER])
+    harness.start()
+    first = harness.wait_for(lambda: _starts(harness), message="worker start")[0]
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="first heartbeat")
+    os.kill(first["pid"], signal.SIGSTOP)  # hung: alive but no heartbeat
+    harness.wait_for(lambda: len(_starts(harness)) >= 2, timeout=10, message="restart after hang")
+    hung = harness.logs("child_hung")
+    assert hung and hung[0]["heartbeat_silent_s"] > 1.0
+    exits = harness.logs("child_exit")
+    assert exits[0]["reason"] == "hung"
+    # SIGTERM was followed by SIGCONT, so the stopped worker could exit cleanly on its own.
+    assert any(e["event"] == "sigterm" and e["pid"] == first["pid"] for e in harness.child_events("worker"))
+    assert harness.stop() == 0
+    assert harness.state_json()["children"]["worker"]["hang_kills"] == 1
+
+
+def test_hung_worker_ignoring_sigterm_gets_sigkill(harness: Harness) -> None:
+    harness.write_config(worker=[{"run_s": None, "ignore_term": True}, FOREVER])
+    harness.start()
+    first = harness.wait_for(lambda: _starts(harness), message="worker start")[0]
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="first heartbeat")
+    os.kill(first["pid"], signal.SIGSTOP)
+    harness.wait_for(lambda: len(_starts(harness)) >= 2, timeout=10, message="restart after SIGKILL")
+    exit_log = harness.logs("child_exit")[0]
+    assert exit_log["signal"] == "SIGKILL" and exit_log["reason"] == "hung"
+    assert harness.stop() == 0
+
+
+def test_restart_counts_survive_supervisor_sigkill(harness: Harness) -> None:
+    harness.write_config(worker=[CRASH, CRASH, FOREVER])
+    harness.start()
+    harness.wait_for(lambda: len(_starts(harness)) >= 3, message="third start")
+    third = _starts(harness)[2]
+    harness.wait_for(
+        lambda: harness.state_json()["children"]["worker"]["pid"] == third["pid"], message="pid saved"
+    )
+    harness.kill()  # SIGKILL: no cleanup at all
+    # PDEATHSIG: the orphaned worker is told to stop instead of trading unsupervised.
+    harness.wait_for(lambda: not pid_alive(third["pid"]), timeout=5, message="orphan gone", running=False)
+    saved = harness.state_json()["children"]["worker"]
+    assert saved["restarts"] == 2 and saved["consecutive_failures"] == 2
+
+    harness.start()
+    harness.wait_for(lambda: len(_starts(harness)) >= 4, message="start after supervisor restart")
+    harness.wait_for(lambda: harness.state_json()["children"]["worker"]["starts"] == 4, message="state saved")
+    assert harness.stop() == 0
+    state = harness.state_json()["children"]["worker"]
+    assert state["restarts"] == 3 and state["starts"] == 4  # counted on, not from zero
+
+
+def test_orphan_that_ignores_sigterm_is_reaped_by_the_next_supervisor(harness: Harness) -> None:
+    harness.write_config(worker=[{"run_s": None, "ignore_term": True}, FOREVER])
+    harness.start()
+    first = harness.wait_for(lambda: _starts(harness), message="worker start")[0]
+    harness.wait_for(lambda: harness.state_json()["children"]["worker"]["pid"] == first["pid"], message="pid")
+    harness.kill()
+    time.sleep(0.3)
+    assert pid_alive(first["pid"]), "the fake worker ignores PDEATHSIG's SIGTERM"
+    harness.start()
+    harness.wait_for(lambda: len(_starts(harness)) >= 2, timeout=10, message="new worker")
+    assert harness.logs("orphan_found")[0]["pid"] == first["pid"]
+    assert not pid_alive(first["pid"])
+    assert harness.stop() == 0
+
+
+def test_corrupt_state_file_is_rebuilt_not_a_crash_loop(harness: Harness) -> None:
+    harness.state.mkdir(parents=True)
+    (harness.state / "supervisor.json").write_text('{"version": 1, "children": {"wor')
+    harness.write_config(worker=[FOREVER])
+    harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    assert harness.logs("state_file_corrupt")
+    assert list(harness.state.glob("supervisor.json.corrupt-*"))
+    assert harness.stop() == 0
+    assert harness.state_json()["status"] == "stopped"
+
+
+def test_validation_failure_exits_78_without_starting_the_worker(harness: Harness) -> None:
+    paragraph = "Model folder /x has no actor.pth. Point [model] dir at a trial folder."
+    harness.write_config(worker=[FOREVER], validate=[{"run_s": 0, "exit": 78, "stderr": paragraph}])
+    assert harness.run_to_exit() == 78
+    failed = harness.logs("validation_failed")
+    assert len(failed) == 1 and paragraph in failed[0]["error"] and failed[0]["fix"]
+    assert _starts(harness) == []
+    assert harness.state_json()["status"] == "given_up"
+
+
+def test_worker_exit_78_gives_up_and_exits_78(harness: Harness) -> None:
+    harness.write_config(worker=[{"run_s": 0.2, "exit": 78}, FOREVER])
+    assert harness.run_to_exit() == 78
+    assert len(_starts(harness)) == 1  # never restarted
+    assert harness.logs("child_given_up")
+    state = harness.state_json()
+    assert state["status"] == "given_up" and state["children"]["worker"]["state"] == "given_up"
+
+
+def test_worker_exit_0_is_a_deliberate_stop(harness: Harness) -> None:
+    harness.write_config(worker=[{"run_s": 0.2, "exit": 0}, FOREVER])
+    assert harness.run_to_exit() == 0
+    assert len(_starts(harness)) == 1
+    assert harness.state_json()["children"]["worker"]["last_exit_reason"] == "deliberate_stop"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_drains_the_worker_and_exits_0(harness: Harness, sig: int) -> None:
+    harness.write_config(worker=[{"run_s": None, "term_delay_s": 0.3}])
+    harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    started = time.monotonic()
+    assert harness.stop(sig) == 0
+    assert time.monotonic() - started < 3.0
+    worker = harness.child_events("worker")
+    assert [e["event"] for e in worker][-2:] == ["sigterm", "exit"]
+    assert worker[-1]["why"] == "sigterm"
+    state = harness.state_json()
+    assert state["status"] == "stopped" and state["children"]["worker"]["pid"] is None
+
+
+def test_sigterm_kills_a_worker_that_will_not_stop(harness: Harness) -> None:
+    harness.write_config(worker=[{"run_s": None, "ignore_term": True}])
+    harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    assert harness.stop() == 0
+    stopped = harness.logs("child_stopped")[0]
+    assert stopped["killed"] is True and stopped["signal"] == "SIGKILL"
+
+
+def test_sd_notify_protocol_on_a_real_socket(harness: Harness, tmp_path: Path) -> None:
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.1)
+    messages: list[str] = []
+
+    def drain() -> list[str]:
+        try:
+            while True:
+                messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            pass
+        return messages
+
+    try:
+        harness.write_config(worker=[FOREVER], validate=[{"run_s": 0.3, "exit": 0}])
+        harness.start(NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
+        harness.wait_for(lambda: sum(m == "WATCHDOG=1" for m in drain()) >= 3, message="watchdog pings")
+        assert harness.stop() == 0
+        drain()
+    finally:
+        sock.close()
+    first = lambda prefix: next(i for i, m in enumerate(messages) if m.startswith(prefix))  # noqa: E731
+    assert any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in messages)  # during validation
+    assert sum(m.startswith("READY=1") for m in messages) == 1
+    ready_at = first("READY=1")
+    status_lines = [m for m in messages if m.startswith("STATUS=")]
+    assert any("worker running" in m and "restarts 0" in m and "equity" in m for m in messages[ready_at:])
+    assert status_lines
+    assert messages[-1].startswith("STOPPING=1")
+    # The worker never sees systemd's variables (NotifyAccess=main).
+    worker_start = _starts(harness)[0]
+    assert worker_start["env_notify"] is None and worker_start["env_watchdog"] is None
+    # READY only after the worker's first heartbeat.
+    assert harness.logs("child_first_heartbeat")[0]["timestamp"] <= harness.logs("sd_ready")[0]["timestamp"]
+
+
+def test_watchdog_withheld_while_worker_is_hung(harness: Harness, tmp_path: Path) -> None:
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.05)
+    received: list[tuple[float, str]] = []
+    try:
+        harness.write_config(worker=[{"run_s": None, "ignore_term": True}, FOREVER], stop_timeout_s=1.5)
+        harness.start(NOTIFY_SOCKET=path, WATCHDOG_USEC="100000")  # ping every 50 ms when healthy
+        first = harness.wait_for(lambda: _starts(harness), message="worker start")[0]
+        harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="heartbeat")
+        os.kill(first["pid"], signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(_starts(harness)) < 2:
+            with contextlib.suppress(TimeoutError):
+                received.append((time.monotonic(), sock.recv(4096).decode()))
+        hung_seen = harness.logs("child_hung")
+        assert hung_seen and len(_starts(harness)) >= 2
+        assert harness.stop() == 0
+    finally:
+        sock.close()
+    pings = [t for t, m in received if m == "WATCHDOG=1"]
+    longest_gap = max(b - a for a, b in itertools.pairwise(pings))
+    assert longest_gap >= 1.5  # heartbeat timeout 1 s + SIGKILL grace: no pings while hung
+
+
+def test_second_supervisor_is_refused_by_the_lock(harness: Harness, tmp_path: Path) -> None:
+    harness.write_config(worker=[FOREVER])
+    first = harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="first supervisor running")
+    second = Harness(tmp_path)
+    second.log_path = tmp_path / "second.log"
+    assert second.run_to_exit() == 78
+    assert f"pid {first.pid}" in second.log_path.read_text()
+    assert len(_starts(harness)) == 1  # the second one never spawned a worker
+    assert harness.stop() == 0
+
+
+def test_embedded_emulator_is_started_first_and_restarted(harness: Harness) -> None:
+    harness.write_config(worker=[FOREVER], emulator=[{"run_s": 0.6, "exit": 1}, FOREVER])
+    harness.start()
+    harness.wait_for(lambda: len(_starts(harness, "emulator")) >= 2, message="emulator restarted")
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    assert harness.stop() == 0
+    emulator_starts, worker_starts = _starts(harness, "emulator"), _starts(harness, "worker")
+    assert worker_starts[0]["mono"] > emulator_starts[0]["mono"]  # after the ready file
+    assert "--ready-file" in emulator_starts[0]["argv"]
+    assert len(worker_starts) == 1  # an emulator restart does not restart the worker
+    # Stop order: worker first, then the emulator.
+    sigterms = [e for e in harness.child_events() if e["event"] == "sigterm"]
+    assert [e["role"] for e in sigterms] == ["worker", "emulator"]
+    assert (
+        json.loads((harness.state / "supervisor.json").read_text())["children"]["emulator"]["restarts"] == 1
+    )
