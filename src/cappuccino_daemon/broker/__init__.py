@@ -1,0 +1,1 @@
+"""The broker port (domain types + protocol) and its alpaca-py adapter."""

@@ -1,0 +1,377 @@
+"""The ``Broker`` port over alpaca-py (``TradingClient`` + ``CryptoHistoricalDataClient``).
+
+Both clients run in raw mode (dicts, not pydantic models) so an enum Alpaca adds tomorrow cannot break
+a whole list parse (alpaca_api.md §8.2); we parse the few fields we need ourselves. alpaca-py's
+exceptions and types never leave this module: everything maps to ``cappuccino_daemon.errors``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import pandas as pd
+import requests
+
+from cappuccino_daemon.broker.http import ReadRetry, RetryAfterError, install_timeout
+from cappuccino_daemon.broker.ports import Asset, BrokerAccount, BrokerPosition, OrderSnapshot, Side
+from cappuccino_daemon.broker.symbols import to_bare, to_pair
+from cappuccino_daemon.errors import (
+    AmbiguousSubmitError,
+    BrokerRejectedError,
+    ConfigError,
+    TransientBrokerError,
+)
+from cappuccino_daemon.logsetup import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+PAPER_TRADING_URL = "https://paper-api.alpaca.markets"
+DATA_URL = "https://data.alpaca.markets"
+EMULATOR_URL = "http://127.0.0.1:8765"
+# Used against the local emulator when no keys are configured; never valid anywhere else.
+EMULATOR_DUMMY_KEY = "EMULATORKEY"
+EMULATOR_DUMMY_SECRET = "emulator-secret"
+
+CREDENTIAL_FIX = (
+    "Set ALPACA_API_KEY and ALPACA_API_SECRET to your Alpaca *paper* keys (or provide the systemd "
+    "credentials alpaca_api_key / alpaca_api_secret via LoadCredential=), then restart the worker."
+)
+
+
+class DuplicateClientOrderIdError(BrokerRejectedError):
+    """The broker already has an order with this client_order_id: look it up, never resubmit."""
+
+
+@dataclass(frozen=True)
+class AlpacaEndpoints:
+    trading_url: str
+    data_url: str
+
+    @property
+    def is_loopback(self) -> bool:
+        hosts = {urlparse(self.trading_url).hostname, urlparse(self.data_url).hostname}
+        return hosts <= {"127.0.0.1", "localhost", "::1"}
+
+
+def _body_fields(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _status_of(exc: Exception) -> int | None:
+    status = None
+    try:
+        status = getattr(exc, "status_code", None)
+    except Exception:
+        status = None
+    return int(status) if isinstance(status, int) else None
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def map_error(exc: Exception, call: str, *, is_submit: bool = False) -> Exception:
+    """One alpaca-py/requests exception → one of our errors (returned, caller raises it)."""
+    if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError):
+        if is_submit:
+            return AmbiguousSubmitError(f"{call}: no response ({type(exc).__name__}); outcome unknown")
+        return TransientBrokerError(f"{call}: {type(exc).__name__}: {exc}")
+    status = _status_of(exc)
+    if status is None:
+        if is_submit:
+            return AmbiguousSubmitError(f"{call}: unreadable response ({type(exc).__name__}: {exc})")
+        return TransientBrokerError(f"{call}: unreadable response ({type(exc).__name__}: {exc})")
+    text = str(exc)
+    fields = _body_fields(text)
+    message = str(fields.get("message", text))[:300]
+    if status == 401 or (status == 403 and "code" not in fields):
+        return ConfigError(
+            f"The broker refused our credentials ({call}: HTTP {status} {message!r}). {CREDENTIAL_FIX}"
+        )
+    if status == 429:
+        return RetryAfterError(f"{call}: rate limited (HTTP 429)", _retry_after(exc))
+    if status >= 500:
+        if is_submit:
+            return AmbiguousSubmitError(f"{call}: HTTP {status} {message!r}; outcome unknown")
+        return TransientBrokerError(f"{call}: HTTP {status} {message!r}")
+    if status == 422 and "client_order_id" in message and ("unique" in message or "duplicate" in message):
+        return DuplicateClientOrderIdError(f"{call}: {message}", status_code=status)
+    return BrokerRejectedError(f"{call}: HTTP {status} {message!r}", status_code=status)
+
+
+def _dec(value: Any, default: str = "0") -> Decimal:
+    if value is None or value == "":
+        return Decimal(default)
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return Decimal(default)
+
+
+def _float_or_none(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    return float(value)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    text = str(value).replace("Z", "+00:00")
+    # Nanosecond timestamps: keep microseconds.
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def parse_order(data: dict[str, Any]) -> OrderSnapshot:
+    side = str(data.get("side", "")).lower()
+    if side not in ("buy", "sell"):
+        raise TransientBrokerError(f"order {data.get('id')} has an unexpected side {side!r}")
+    return OrderSnapshot(
+        id=str(data["id"]),
+        client_order_id=str(data.get("client_order_id", "")),
+        symbol=to_bare(str(data.get("symbol", ""))),
+        side="buy" if side == "buy" else "sell",
+        qty=_dec(data.get("qty")),
+        filled_qty=_dec(data.get("filled_qty")),
+        filled_avg_price=_float_or_none(data.get("filled_avg_price")),
+        status=str(data.get("status", "")).lower(),
+        submitted_at=_parse_time(data.get("submitted_at")),
+    )
+
+
+def _alpaca_timeframe(timeframe: timedelta) -> Any:
+    from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+
+    seconds = int(timeframe.total_seconds())
+    if seconds % 86400 == 0:
+        return TimeFrame(seconds // 86400, TimeFrameUnit.Day)
+    if seconds % 3600 == 0:
+        return TimeFrame(seconds // 3600, TimeFrameUnit.Hour)
+    if seconds % 60 == 0:
+        return TimeFrame(seconds // 60, TimeFrameUnit.Minute)
+    raise ConfigError(f"Timeframe {timeframe} is not a whole number of minutes; Alpaca has no such bars.")
+
+
+def _qty_text(qty: Decimal) -> str:
+    """Fixed-point decimal text (never ``1e-05``, which Alpaca may refuse; alpaca_api.md §8.11)."""
+    return format(qty.normalize(), "f")
+
+
+class AlpacaBroker:
+    """``Broker`` over alpaca-py; see ``ports.Broker`` for the contract."""
+
+    def __init__(
+        self,
+        key_id: str,
+        secret_key: str,
+        endpoints: AlpacaEndpoints,
+        timeout_s: float = 10.0,
+        read_retry: ReadRetry | None = None,
+    ) -> None:
+        from alpaca.data.historical.crypto import CryptoHistoricalDataClient
+        from alpaca.trading.client import TradingClient
+
+        self.endpoints = endpoints
+        self._trading: Any = TradingClient(
+            key_id, secret_key, paper=True, raw_data=True, url_override=endpoints.trading_url.rstrip("/")
+        )
+        self._data: Any = CryptoHistoricalDataClient(
+            key_id, secret_key, raw_data=True, url_override=endpoints.data_url.rstrip("/")
+        )
+        trust_env = not endpoints.is_loopback
+        install_timeout(self._trading, timeout_s, trust_env=trust_env)
+        install_timeout(self._data, timeout_s, trust_env=trust_env)
+        self._retry = read_retry or ReadRetry()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _read(self, call: str, fn: Callable[[], T]) -> T:
+        def once() -> T:
+            try:
+                return fn()
+            except (ConfigError, TransientBrokerError, BrokerRejectedError):
+                raise
+            except Exception as exc:
+                raise map_error(exc, call) from exc
+
+        return self._retry.call(call, once)
+
+    # -- reads ------------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        data = self._read("get_clock", self._trading.get_clock)
+        stamp = _parse_time(data.get("timestamp")) if isinstance(data, dict) else None
+        if stamp is None:
+            raise TransientBrokerError(f"broker clock returned no timestamp: {data!r}")
+        return stamp
+
+    def get_account(self) -> BrokerAccount:
+        data = self._read("get_account", self._trading.get_account)
+        return BrokerAccount(
+            cash=float(data.get("cash") or 0.0),
+            equity=float(data.get("equity") or data.get("portfolio_value") or 0.0),
+            status=str(data.get("status", "")),
+            trading_blocked=bool(data.get("trading_blocked") or data.get("account_blocked")),
+        )
+
+    def get_positions(self) -> dict[str, BrokerPosition]:
+        rows = self._read("get_all_positions", self._trading.get_all_positions)
+        out: dict[str, BrokerPosition] = {}
+        for row in rows or []:
+            if str(row.get("asset_class", "crypto")) != "crypto":
+                continue
+            qty = _dec(row.get("qty"))
+            out[to_bare(str(row["symbol"]))] = BrokerPosition(
+                symbol=to_bare(str(row["symbol"])),
+                qty=qty,
+                qty_available=_dec(row.get("qty_available"), default=str(qty)),
+                avg_entry_price=float(row.get("avg_entry_price") or 0.0),
+            )
+        return out
+
+    def get_assets(self, symbols: list[str]) -> dict[str, Asset]:
+        from alpaca.trading.enums import AssetClass
+        from alpaca.trading.requests import GetAssetsRequest
+
+        wanted = {to_pair(s) for s in symbols}
+        rows = self._read(
+            "get_all_assets",
+            lambda: self._trading.get_all_assets(GetAssetsRequest(asset_class=AssetClass.CRYPTO)),
+        )
+        out: dict[str, Asset] = {}
+        for row in rows or []:
+            symbol = str(row.get("symbol", ""))
+            if symbol not in wanted and to_pair(to_bare(symbol)) not in wanted:
+                continue
+            bare = to_bare(symbol)
+            out[bare] = Asset(
+                symbol=bare,
+                tradable=bool(row.get("tradable", False)) and str(row.get("status", "active")) == "active",
+                min_order_size=_dec(row.get("min_order_size")),
+                min_trade_increment=_dec(row.get("min_trade_increment"), default="0.000000001"),
+            )
+        return out
+
+    def list_open_orders(self) -> list[OrderSnapshot]:
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        rows = self._read(
+            "get_orders",
+            lambda: self._trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)),
+        )
+        return [parse_order(row) for row in rows or []]
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderSnapshot | None:
+        def lookup() -> dict[str, Any] | None:
+            try:
+                return dict(self._trading.get_order_by_client_id(client_order_id))
+            except Exception as exc:
+                if _status_of(exc) == 404:
+                    return None
+                raise
+
+        data = self._read("get_order_by_client_id", lookup)
+        return parse_order(data) if data is not None else None
+
+    def get_bars(
+        self, symbols: list[str], timeframe: timedelta, start: datetime, end: datetime
+    ) -> dict[str, pd.DataFrame]:
+        from alpaca.data.requests import CryptoBarsRequest
+
+        request = CryptoBarsRequest(
+            symbol_or_symbols=[to_pair(s) for s in symbols],
+            timeframe=_alpaca_timeframe(timeframe),
+            start=start,
+            end=end,
+        )
+        raw = self._read("get_crypto_bars", lambda: self._data.get_crypto_bars(request))
+        out: dict[str, pd.DataFrame] = {}
+        for symbol in symbols:
+            rows = (raw or {}).get(to_pair(symbol), [])
+            out[symbol] = bars_frame(rows)
+        return out
+
+    # -- writes -----------------------------------------------------------------------------------
+    def submit_market_order(
+        self, symbol: str, side: Side, qty: Decimal, client_order_id: str
+    ) -> OrderSnapshot:
+        """Exactly one POST. Not retried: ambiguity is resolved by the executor via the client id."""
+        body = {
+            "symbol": to_pair(symbol),
+            "qty": _qty_text(qty),
+            "side": side,
+            "type": "market",
+            "time_in_force": "gtc",
+            "client_order_id": client_order_id,
+        }
+        try:
+            data = self._trading.post("/orders", body)
+        except Exception as exc:
+            raise map_error(exc, f"submit {client_order_id}", is_submit=True) from exc
+        if not isinstance(data, dict) or "id" not in data:
+            raise AmbiguousSubmitError(f"submit {client_order_id}: response without an order id: {data!r}")
+        return parse_order(data)
+
+    def cancel_order(self, order_id: str) -> None:
+        def cancel() -> None:
+            try:
+                self._trading.cancel_order_by_id(order_id)
+            except Exception as exc:
+                if _status_of(exc) in (404, 422):  # already gone / not cancelable: nothing to do
+                    log.info("cancel_noop", order_id=order_id, status=_status_of(exc))
+                    return
+                raise
+
+        self._read("cancel_order", cancel)
+
+
+def bars_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Alpaca bar dicts → float64 OHLCV frame indexed by UTC open time, sorted, de-duplicated."""
+    columns = ["open", "high", "low", "close", "volume"]
+    if not rows:
+        return pd.DataFrame(
+            {c: pd.Series(dtype="float64") for c in columns},
+            index=pd.DatetimeIndex([], tz="UTC", name="timestamp"),
+        )
+    index = pd.DatetimeIndex(pd.to_datetime([r["t"] for r in rows], utc=True), name="timestamp")
+    frame = pd.DataFrame(
+        {
+            "open": [float(r["o"]) for r in rows],
+            "high": [float(r["h"]) for r in rows],
+            "low": [float(r["l"]) for r in rows],
+            "close": [float(r["c"]) for r in rows],
+            "volume": [float(r["v"]) for r in rows],
+        },
+        index=index,
+    )
+    frame = frame[~frame.index.duplicated(keep="last")].sort_index()
+    return frame
+
+
+def default_endpoints(kind: str, url: str | None, data_url: str | None) -> AlpacaEndpoints:
+    if kind == "alpaca-paper":
+        return AlpacaEndpoints(url or PAPER_TRADING_URL, data_url or DATA_URL)
+    base = url or EMULATOR_URL
+    return AlpacaEndpoints(base, data_url or base)

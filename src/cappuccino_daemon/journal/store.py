@@ -1,0 +1,481 @@
+"""The journal: SQLite in WAL mode with ``synchronous=FULL``, so a committed row survives a power cut.
+
+Every method is one transaction. The ordering rules that make restarts safe live in the callers
+(intent committed before the POST, outcome after); this module only guarantees that what it says was
+written, was written, and that a fill and the account change it causes commit together.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from cappuccino_daemon.errors import ConfigError, InvariantViolation
+from cappuccino_daemon.journal.schema import SCHEMA, SCHEMA_VERSION
+
+OPEN_INTENT_STATUSES = ("pending", "submitted", "ambiguous")
+
+
+def iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r} in the journal")
+    return moment.astimezone(UTC).isoformat()
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _now() -> str:
+    return iso(datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class NormaliserRecord:
+    model_id: str
+    tickers: tuple[str, ...]
+    p0: tuple[float, ...]
+    anv: tuple[float, ...]
+    norm_action: float
+    p0_bar: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    cash: float
+    holdings: tuple[float, ...]
+    cooldown: tuple[float, ...]
+    at: datetime
+    reason: str
+    bar_time: datetime | None
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    bar_time: datetime
+    model_id: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    state_sha256: str | None
+    action: list[float] | None
+    plan: dict[str, Any] | None
+    lag_s: float | None
+    message: str
+
+
+@dataclass(frozen=True)
+class IntentRecord:
+    client_order_id: str
+    bar_time: datetime
+    symbol: str
+    side: str
+    qty: Decimal
+    ref_price: float
+    status: str
+    broker_order_id: str | None
+    filled_qty: Decimal
+    filled_avg_price: float | None
+    applied: bool
+    attempts: int
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_INTENT_STATUSES
+
+
+class Journal:
+    """One worker's durable memory. Not thread-safe: one connection, used by one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"Journal {self.path} cannot be opened ({exc}). If the file is corrupt, move it aside "
+                f"(`mv {self.path} {self.path}.bad`, with its -wal/-shm files) and restart: the worker then "
+                "reconciles from the broker and starts a fresh virtual account."
+            ) from exc
+        if row is None:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row["value"]) != SCHEMA_VERSION:
+            raise ConfigError(
+                f"Journal {self.path} has schema version {row['value']}, this worker expects "
+                f"{SCHEMA_VERSION}. "
+                "Use the matching cappuccino-paper version, or move the journal aside to start afresh."
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- meta -------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- normaliser -------------------------------------------------------------------------------
+    def get_normaliser(self, model_id: str) -> NormaliserRecord | None:
+        row = self._db.execute("SELECT * FROM normaliser WHERE model_id=?", (model_id,)).fetchone()
+        if row is None:
+            return None
+        return NormaliserRecord(
+            model_id=row["model_id"],
+            tickers=tuple(json.loads(row["tickers"])),
+            p0=tuple(float(x) for x in json.loads(row["p0"])),
+            anv=tuple(float(x) for x in json.loads(row["anv"])),
+            norm_action=float(row["norm_action"]),
+            p0_bar=parse_iso(row["p0_bar"]) if row["p0_bar"] else None,
+            created_at=parse_iso(row["created_at"]),
+        )
+
+    def save_normaliser(
+        self,
+        model_id: str,
+        tickers: Sequence[str],
+        p0: Sequence[float],
+        anv: Sequence[float],
+        norm_action: float,
+        p0_bar: datetime | None,
+    ) -> NormaliserRecord:
+        """Persist once; a second call for the same model returns the FIRST record unchanged."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO normaliser "
+                "(model_id, tickers, p0, anv, norm_action, p0_bar, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    model_id,
+                    json.dumps(list(tickers)),
+                    json.dumps([float(x) for x in p0]),
+                    json.dumps([float(x) for x in anv]),
+                    float(norm_action),
+                    iso(p0_bar) if p0_bar else None,
+                    _now(),
+                ),
+            )
+        record = self.get_normaliser(model_id)
+        assert record is not None
+        return record
+
+    # -- account ----------------------------------------------------------------------------------
+    def latest_account(self) -> AccountRecord | None:
+        row = self._db.execute("SELECT * FROM account_snapshots ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else _account(row)
+
+    def account_history(self) -> list[AccountRecord]:
+        return [_account(r) for r in self._db.execute("SELECT * FROM account_snapshots ORDER BY id")]
+
+    def save_account(
+        self,
+        cash: float,
+        holdings: Sequence[float],
+        cooldown: Sequence[float],
+        reason: str,
+        bar_time: datetime | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            _insert_account(db, cash, holdings, cooldown, reason, bar_time)
+
+    # -- cycles -----------------------------------------------------------------------------------
+    def begin_cycle(
+        self,
+        bar_time: datetime,
+        model_id: str,
+        state_sha256: str,
+        action: Sequence[float],
+        plan: dict[str, Any],
+        account: tuple[float, Sequence[float], Sequence[float]],
+    ) -> None:
+        """Record a decision and the account after its cooldown update, atomically."""
+        cash, holdings, cooldown = account
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO cycles (bar_time, model_id, status, started_at, state_sha256, action, plan) "
+                "VALUES (?, ?, 'executing', ?, ?, ?, ?)",
+                (
+                    iso(bar_time),
+                    model_id,
+                    _now(),
+                    state_sha256,
+                    json.dumps([float(a) for a in action]),
+                    json.dumps(plan),
+                ),
+            )
+            _insert_account(db, cash, holdings, cooldown, "cycle_start", bar_time)
+
+    def skip_cycle(self, bar_time: datetime, model_id: str, message: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO cycles (bar_time, model_id, status, started_at, finished_at, message) "
+                "VALUES (?, ?, 'skipped', ?, ?, ?)",
+                (iso(bar_time), model_id, _now(), _now(), message),
+            )
+
+    def finish_cycle(self, bar_time: datetime, status: str, lag_s: float | None, message: str = "") -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE cycles SET status=?, finished_at=?, lag_s=COALESCE(?, lag_s), message=? "
+                "WHERE bar_time=?",
+                (status, _now(), lag_s, message, iso(bar_time)),
+            )
+
+    def get_cycle(self, bar_time: datetime) -> CycleRecord | None:
+        row = self._db.execute("SELECT * FROM cycles WHERE bar_time=?", (iso(bar_time),)).fetchone()
+        return None if row is None else _cycle(row)
+
+    def cycles(self, status: str | None = None) -> list[CycleRecord]:
+        if status is None:
+            rows = self._db.execute("SELECT * FROM cycles ORDER BY bar_time")
+        else:
+            rows = self._db.execute("SELECT * FROM cycles WHERE status=? ORDER BY bar_time", (status,))
+        return [_cycle(r) for r in rows]
+
+    def last_cycle(self) -> CycleRecord | None:
+        row = self._db.execute("SELECT * FROM cycles ORDER BY bar_time DESC LIMIT 1").fetchone()
+        return None if row is None else _cycle(row)
+
+    # -- intents ----------------------------------------------------------------------------------
+    def add_intent(
+        self, client_order_id: str, bar_time: datetime, symbol: str, side: str, qty: Decimal, ref_price: float
+    ) -> IntentRecord:
+        """Write the intent (idempotent: an existing row with this id is returned unchanged)."""
+        now = _now()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO intents "
+                "(client_order_id, bar_time, symbol, side, qty, ref_price, status, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (client_order_id, iso(bar_time), symbol, side, str(qty), float(ref_price), now, now),
+            )
+        intent = self.get_intent(client_order_id)
+        assert intent is not None
+        return intent
+
+    def get_intent(self, client_order_id: str) -> IntentRecord | None:
+        row = self._db.execute("SELECT * FROM intents WHERE client_order_id=?", (client_order_id,)).fetchone()
+        return None if row is None else _intent(row)
+
+    def intents(self, bar_time: datetime | None = None) -> list[IntentRecord]:
+        if bar_time is None:
+            rows = self._db.execute("SELECT * FROM intents ORDER BY created_at, client_order_id")
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM intents WHERE bar_time=? ORDER BY created_at, client_order_id",
+                (iso(bar_time),),
+            )
+        return [_intent(r) for r in rows]
+
+    def open_intents(self) -> list[IntentRecord]:
+        marks = ",".join("?" * len(OPEN_INTENT_STATUSES))
+        rows = self._db.execute(
+            f"SELECT * FROM intents WHERE status IN ({marks}) ORDER BY created_at", OPEN_INTENT_STATUSES
+        )
+        return [_intent(r) for r in rows]
+
+    def unapplied_final_intents(self) -> list[IntentRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM intents WHERE applied=0 AND CAST(filled_qty AS REAL) > 0 ORDER BY created_at"
+        )
+        return [_intent(r) for r in rows if r["status"] not in OPEN_INTENT_STATUSES]
+
+    def mark_attempt(self, client_order_id: str) -> None:
+        """Called right before a POST: the journal then knows the order may exist at the broker."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE intents SET attempts=attempts+1, updated_at=? WHERE client_order_id=?",
+                (_now(), client_order_id),
+            )
+
+    def update_intent(
+        self,
+        client_order_id: str,
+        status: str,
+        *,
+        broker_order_id: str | None = None,
+        filled_qty: Decimal | None = None,
+        filled_avg_price: float | None = None,
+        event: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            current = db.execute(
+                "SELECT applied FROM intents WHERE client_order_id=?", (client_order_id,)
+            ).fetchone()
+            if current is None:
+                raise InvariantViolation(f"update of unknown intent {client_order_id}")
+            db.execute(
+                "UPDATE intents SET status=?, broker_order_id=COALESCE(?, broker_order_id), "
+                "filled_qty=COALESCE(?, filled_qty), filled_avg_price=COALESCE(?, filled_avg_price), "
+                "updated_at=? "
+                "WHERE client_order_id=?",
+                (
+                    status,
+                    broker_order_id,
+                    None if filled_qty is None else str(filled_qty),
+                    filled_avg_price,
+                    _now(),
+                    client_order_id,
+                ),
+            )
+            if event:
+                _insert_event(db, event, client_order_id, detail or {"status": status})
+
+    def apply_fill(
+        self,
+        client_order_id: str,
+        qty: Decimal,
+        price: float,
+        account: tuple[float, Sequence[float], Sequence[float]],
+    ) -> bool:
+        """Book a final fill and the resulting account in one transaction; False if already booked."""
+        cash, holdings, cooldown = account
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT applied, symbol, side, bar_time FROM intents WHERE client_order_id=?",
+                (client_order_id,),
+            ).fetchone()
+            if row is None:
+                raise InvariantViolation(f"fill for unknown intent {client_order_id}")
+            if row["applied"]:
+                return False
+            db.execute(
+                "INSERT INTO fills (client_order_id, symbol, side, qty, price, at) VALUES (?, ?, ?, ?, ?, ?)",
+                (client_order_id, row["symbol"], row["side"], str(qty), float(price), _now()),
+            )
+            db.execute(
+                "UPDATE intents SET applied=1, updated_at=? WHERE client_order_id=?",
+                (_now(), client_order_id),
+            )
+            _insert_account(
+                db, cash, holdings, cooldown, f"fill {client_order_id}", parse_iso(row["bar_time"])
+            )
+        return True
+
+    def fills(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute("SELECT * FROM fills ORDER BY at, client_order_id")]
+
+    # -- events -----------------------------------------------------------------------------------
+    def record_event(
+        self, kind: str, client_order_id: str | None = None, detail: dict[str, Any] | None = None
+    ) -> None:
+        with self.transaction() as db:
+            _insert_event(db, kind, client_order_id, detail or {})
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        if kind is None:
+            rows = self._db.execute("SELECT * FROM events ORDER BY id")
+        else:
+            rows = self._db.execute("SELECT * FROM events WHERE kind=? ORDER BY id", (kind,))
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+
+def _insert_event(
+    db: sqlite3.Connection, kind: str, client_order_id: str | None, detail: dict[str, Any]
+) -> None:
+    db.execute(
+        "INSERT INTO events (at, client_order_id, kind, detail) VALUES (?, ?, ?, ?)",
+        (_now(), client_order_id, kind, json.dumps(detail, default=str)),
+    )
+
+
+def _insert_account(
+    db: sqlite3.Connection,
+    cash: float,
+    holdings: Sequence[float],
+    cooldown: Sequence[float],
+    reason: str,
+    bar_time: datetime | None,
+) -> None:
+    db.execute(
+        "INSERT INTO account_snapshots (at, bar_time, reason, cash, holdings, cooldown) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            _now(),
+            iso(bar_time) if bar_time else None,
+            reason,
+            float(cash),
+            json.dumps([float(h) for h in holdings]),
+            json.dumps([float(c) for c in cooldown]),
+        ),
+    )
+
+
+def _account(row: sqlite3.Row) -> AccountRecord:
+    return AccountRecord(
+        cash=float(row["cash"]),
+        holdings=tuple(float(x) for x in json.loads(row["holdings"])),
+        cooldown=tuple(float(x) for x in json.loads(row["cooldown"])),
+        at=parse_iso(row["at"]),
+        reason=str(row["reason"]),
+        bar_time=parse_iso(row["bar_time"]) if row["bar_time"] else None,
+    )
+
+
+def _cycle(row: sqlite3.Row) -> CycleRecord:
+    return CycleRecord(
+        bar_time=parse_iso(row["bar_time"]),
+        model_id=str(row["model_id"]),
+        status=str(row["status"]),
+        started_at=parse_iso(row["started_at"]),
+        finished_at=parse_iso(row["finished_at"]) if row["finished_at"] else None,
+        state_sha256=row["state_sha256"],
+        action=json.loads(row["action"]) if row["action"] else None,
+        plan=json.loads(row["plan"]) if row["plan"] else None,
+        lag_s=row["lag_s"],
+        message=str(row["message"]),
+    )
+
+
+def _intent(row: sqlite3.Row) -> IntentRecord:
+    return IntentRecord(
+        client_order_id=str(row["client_order_id"]),
+        bar_time=parse_iso(row["bar_time"]),
+        symbol=str(row["symbol"]),
+        side=str(row["side"]),
+        qty=Decimal(row["qty"]),
+        ref_price=float(row["ref_price"]),
+        status=str(row["status"]),
+        broker_order_id=row["broker_order_id"],
+        filled_qty=Decimal(row["filled_qty"]),
+        filled_avg_price=row["filled_avg_price"],
+        applied=bool(row["applied"]),
+        attempts=int(row["attempts"]),
+    )

@@ -1,0 +1,1 @@
+"""The trading worker: reconcile, decide on each completed bar, execute idempotently, journal."""

@@ -1,0 +1,142 @@
+"""Wiring: settings + flags → model, broker, journal, executor, cycle, loop. Heavy imports live here."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from cappuccino_daemon.bars import timeframe_delta
+from cappuccino_daemon.broker.alpaca import (
+    EMULATOR_DUMMY_KEY,
+    EMULATOR_DUMMY_SECRET,
+    AlpacaBroker,
+    default_endpoints,
+)
+from cappuccino_daemon.broker.http import ReadRetry
+from cappuccino_daemon.broker.ports import Broker
+from cappuccino_daemon.clock import Clock, SystemClock
+from cappuccino_daemon.config import load_alpaca_credentials
+from cappuccino_daemon.errors import ConfigError
+from cappuccino_daemon.journal.store import Journal
+from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.model.spec import ModelSpec, Policy
+from cappuccino_daemon.policy.features import WARMUP_BARS
+from cappuccino_daemon.worker.cycle import Cycle, CycleConfig
+from cappuccino_daemon.worker.executor import Executor
+from cappuccino_daemon.worker.loop import WorkerLoop
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    model_dir: Path
+    tickers: tuple[str, ...] | None
+    state_dir: Path
+    broker_kind: str = "emulator"
+    broker_url: str | None = None
+    data_url: str | None = None
+    poll_interval_s: float = 60.0
+    history_hours: int = WARMUP_BARS + 200
+    grace_s: float = 5.0
+    max_clock_skew_s: float | None = 30.0
+    http_timeout_s: float = 10.0
+    heartbeat_file: Path | None = None
+    journal_file: Path | None = None
+    max_cycles: int | None = None
+    fill_timeout_s: float = 30.0
+    gap_wait_s: float = 300.0
+
+
+def history_bars(history_hours: int, timeframe: timedelta) -> int:
+    """Bars of history to fetch; raised to the indicator warm-up with a warning."""
+    bars = int(timedelta(hours=history_hours) / timeframe)
+    if bars < WARMUP_BARS:
+        log.warning(
+            "history_raised",
+            requested_hours=history_hours,
+            requested_bars=bars,
+            using_bars=WARMUP_BARS,
+            reason="indicators need >= 300 bars to match training",
+        )
+        return WARMUP_BARS
+    return bars
+
+
+def make_broker(opts: WorkerOptions) -> Broker:
+    creds = load_alpaca_credentials()
+    endpoints = default_endpoints(opts.broker_kind, opts.broker_url, opts.data_url)
+    if creds is None:
+        if opts.broker_kind == "alpaca-paper":
+            raise ConfigError(
+                "No Alpaca credentials: the alpaca-paper broker needs your paper keys. Set ALPACA_API_KEY "
+                "and "
+                "ALPACA_API_SECRET in the environment (or the systemd credentials alpaca_api_key / "
+                "alpaca_api_secret), then start the worker again."
+            )
+        key, secret = EMULATOR_DUMMY_KEY, EMULATOR_DUMMY_SECRET
+    else:
+        key, secret = creds.key_id, creds.secret_key
+    return AlpacaBroker(key, secret, endpoints, timeout_s=opts.http_timeout_s, read_retry=ReadRetry())
+
+
+def journal_path(opts: WorkerOptions, spec: ModelSpec) -> Path:
+    return opts.journal_file or (opts.state_dir / "journal" / f"{spec.model_id}.sqlite")
+
+
+def build_loop(
+    opts: WorkerOptions,
+    spec: ModelSpec,
+    policy: Policy,
+    broker: Broker,
+    clock: Clock | None = None,
+    stop: threading.Event | None = None,
+) -> WorkerLoop:
+    clock = clock or SystemClock()
+    timeframe = timeframe_delta(spec.timeframe)
+    journal = Journal(journal_path(opts, spec))
+    executor = Executor(
+        broker,
+        journal,
+        model_id=spec.model_id,
+        tickers=spec.tickers,
+        profile=spec.profile,
+        clock=clock,
+        fill_timeout_s=opts.fill_timeout_s,
+    )
+    config = CycleConfig(
+        timeframe=timeframe,
+        history_bars=history_bars(opts.history_hours, timeframe),
+        grace_s=opts.grace_s,
+        max_clock_skew_s=opts.max_clock_skew_s,
+        gap_wait=timedelta(seconds=opts.gap_wait_s),
+    )
+    cycle = Cycle(spec, policy, broker, journal, executor, clock, config)
+    heartbeat = opts.heartbeat_file or (opts.state_dir / "heartbeat.json")
+    return WorkerLoop(cycle, heartbeat, opts.poll_interval_s, opts.max_cycles, stop)
+
+
+def build_from_options(opts: WorkerOptions) -> WorkerLoop:
+    from cappuccino_daemon.model.actor import load_policy
+    from cappuccino_daemon.model.loader import load_model_spec
+
+    broker = make_broker(opts)
+    account = broker.get_account()  # proves the credentials before anything else (401 → exit 78)
+    spec = load_model_spec(opts.model_dir, list(opts.tickers) if opts.tickers else None)
+    for warning in spec.warnings:
+        log.warning("model_warning", warning=warning)
+    policy = load_policy(opts.model_dir)
+    log.info(
+        "broker_connected",
+        kind=opts.broker_kind,
+        cash=account.cash,
+        status=account.status,
+        model=spec.model_id,
+        tickers=list(spec.tickers),
+        timeframe=spec.timeframe,
+    )
+    if account.trading_blocked:
+        raise ConfigError("The broker account is blocked from trading; check it in the Alpaca dashboard.")
+    return build_loop(opts, spec, policy, broker)

@@ -1,0 +1,226 @@
+"""One decision, composed from the other layers: bars → features → state → act → plan → execute → journal.
+
+No rule lives here that is not named in the layer that owns it; this module only decides the order
+and what to do when a step refuses: a missing bar (``BarGap``) is waited for until its deadline and
+then the bar is skipped (journaled), bad data (NaN, stale) skips the bar, a clock skew refuses to act.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+
+from cappuccino_daemon.broker.ports import Broker
+from cappuccino_daemon.clock import Clock
+from cappuccino_daemon.errors import InvariantViolation, StaleDataError
+from cappuccino_daemon.journal.store import Journal
+from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.model.spec import ModelSpec, Policy
+from cappuccino_daemon.policy.features import BarGap, align_latest, floor_time
+from cappuccino_daemon.policy.normaliser import action_norm_vector
+from cappuccino_daemon.policy.planner import plan_step
+from cappuccino_daemon.policy.state import build_state
+from cappuccino_daemon.worker.account import as_tuple, load_account, with_cooldown
+from cappuccino_daemon.worker.crashpoints import crash_point
+from cappuccino_daemon.worker.executor import ExecutionReport, Executor, OrderLine
+
+log = get_logger(__name__)
+
+Kind = Literal["traded", "idle", "waiting", "skipped", "refused"]
+
+
+class ClockSkewError(StaleDataError):
+    """Local and broker clocks disagree by more than allowed: bar-close logic cannot be trusted."""
+
+
+@dataclass(frozen=True)
+class CycleConfig:
+    timeframe: timedelta
+    history_bars: int = 500
+    grace_s: float = 5.0
+    max_clock_skew_s: float | None = 30.0  # None: do not compare (a simulated emulator clock)
+    gap_wait: timedelta = timedelta(minutes=5)
+
+
+@dataclass
+class CycleOutcome:
+    kind: Kind
+    bar: datetime | None = None
+    lag_s: float | None = None
+    message: str = ""
+    report: ExecutionReport | None = None
+    equity: float | None = None
+    positions: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Cycle:
+    spec: ModelSpec
+    policy: Policy
+    broker: Broker
+    journal: Journal
+    executor: Executor
+    clock: Clock
+    config: CycleConfig
+    _t0: float = field(default=0.0, init=False)
+
+    @property
+    def tickers(self) -> tuple[str, ...]:
+        return self.spec.tickers
+
+    def expected_bar(self, broker_now: datetime) -> datetime:
+        """Open time of the newest bar closed at least ``grace`` ago."""
+        tf = self.config.timeframe
+        return floor_time(broker_now - timedelta(seconds=self.config.grace_s), tf) - tf
+
+    def broker_now(self) -> datetime:
+        broker_now = self.broker.now()
+        limit = self.config.max_clock_skew_s
+        if limit is not None:
+            skew = (self.clock.now() - broker_now).total_seconds()
+            if abs(skew) > limit:
+                raise ClockSkewError(
+                    f"local clock is {skew:+.1f}s off the broker's (limit {limit}s); refusing to trade. "
+                    "Sync the system clock (timedatectl / chrony) and the worker resumes by itself."
+                )
+        return broker_now
+
+    def run(self, broker_now: datetime | None = None) -> CycleOutcome:
+        self._t0 = self.clock.monotonic()  # lag is measured from here (just after reading the broker clock)
+        now = broker_now or self.broker_now()
+        bar = self.expected_bar(now)
+        existing = self.journal.get_cycle(bar)
+        if existing is not None and existing.status != "executing":
+            return CycleOutcome("idle", bar)
+        if existing is not None:
+            return self._resume(bar, existing.plan or {}, now)
+        return self._decide(bar, now)
+
+    # -- a new decision ---------------------------------------------------------------------------
+    def _decide(self, bar: datetime, now: datetime) -> CycleOutcome:
+        cfg = self.config
+        start = bar - cfg.timeframe * cfg.history_bars
+        frames = self.broker.get_bars(list(self.tickers), cfg.timeframe, start, now)
+        try:
+            aligned = align_latest(
+                frames,
+                self.tickers,
+                now - timedelta(seconds=cfg.grace_s),
+                cfg.timeframe,
+                lookback=self.spec.lookback,
+                max_wait=cfg.gap_wait,
+            )
+        except BarGap as gap:
+            if gap.retry_until is not None:
+                log.info(
+                    "bar_gap_waiting",
+                    bar=bar.isoformat(),
+                    missing=list(gap.missing),
+                    until=gap.retry_until.isoformat(),
+                )
+                return CycleOutcome("waiting", bar, message=str(gap))
+            return self._skip(bar, f"gap: {gap}")
+        except StaleDataError as exc:
+            return self._skip(bar, f"bad data: {exc}")
+        if not aligned.warmup_ok:
+            log.warning(
+                "short_indicator_history",
+                bar=bar.isoformat(),
+                need=300,
+                note="indicators may not have converged to training values",
+            )
+        prices = np.asarray(aligned.prices, dtype=np.float64)
+        anv = self._normaliser(prices, bar)
+        account = load_account(self.journal, self.spec.profile.initial_capital, len(self.tickers))
+        try:
+            state = build_state(
+                account.cash, account.holdings, aligned.state_rows(self.spec.lookback), self.spec.norms
+            )
+            raw = np.asarray(self.policy.act(state), dtype=np.float32)
+            if raw.shape != (len(self.tickers),) or not np.isfinite(raw).all():
+                raise InvariantViolation(f"actor returned {raw.tolist()} (shape {raw.shape})")
+        except InvariantViolation as exc:
+            return self._skip(bar, f"refused: {exc}")
+        plan = plan_step(raw, account, prices, anv, self.spec.profile)
+        lines = [OrderLine(o.index, o.side, o.qty, o.kind) for o in plan.orders]
+        plan_json: dict[str, Any] = {
+            "prices": prices.tolist(),
+            "scaled_action": [float(x) for x in plan.scaled_action],
+            "orders": [{"index": o.index, "side": o.side, "qty": o.qty, "kind": o.kind} for o in lines],
+            "dropped_gaps": {t: [x.isoformat() for x in v][-5:] for t, v in aligned.matrix.dropped.items()},
+        }
+        self.journal.begin_cycle(
+            bar,
+            self.spec.model_id,
+            hashlib.sha256(state.tobytes()).hexdigest(),
+            [float(x) for x in raw],
+            plan_json,
+            as_tuple(with_cooldown(account, plan.after.cooldown)),
+        )
+        log.info(
+            "decision",
+            bar=bar.isoformat(),
+            action=[round(float(x), 4) for x in raw],
+            orders=plan_json["orders"],
+        )
+        crash_point("cycle_journaled")
+        return self._execute(bar, lines, prices.tolist(), now)
+
+    def _resume(self, bar: datetime, plan: dict[str, Any], now: datetime) -> CycleOutcome:
+        log.warning("cycle_resumed", bar=bar.isoformat(), note="finishing an interrupted cycle")
+        lines = [
+            OrderLine(int(o["index"]), o["side"], float(o["qty"]), str(o["kind"]))
+            for o in plan.get("orders", [])
+        ]
+        return self._execute(bar, lines, [float(p) for p in plan.get("prices", [])], now)
+
+    def _execute(
+        self, bar: datetime, lines: list[OrderLine], prices: list[float], now: datetime
+    ) -> CycleOutcome:
+        started = self._t0
+        report = self.executor.execute(bar, lines, prices)
+        bar_close = bar + self.config.timeframe
+        sent = report.last_submit_mono if report.last_submit_mono is not None else self.clock.monotonic()
+        lag = (now - bar_close).total_seconds() + (sent - started)
+        message = "" if not report.unresolved else f"{report.unresolved} order(s) unresolved"
+        status = "done" if not report.unresolved else "partial"
+        self.journal.finish_cycle(bar, status, lag, message)
+        account = load_account(self.journal, self.spec.profile.initial_capital, len(self.tickers))
+        equity = account.equity(np.asarray(prices, dtype=np.float64)) if prices else None
+        log.info(
+            "cycle_done",
+            bar=bar.isoformat(),
+            lag_s=round(lag, 3),
+            submitted=report.submitted,
+            dropped=report.dropped,
+            unresolved=report.unresolved,
+            equity=equity,
+        )
+        return CycleOutcome("traded", bar, lag, message, report, equity, self._positions(account.holdings))
+
+    def _positions(self, holdings: Any) -> dict[str, float]:
+        return {t: float(h) for t, h in zip(self.tickers, holdings, strict=True)}
+
+    def _skip(self, bar: datetime, message: str) -> CycleOutcome:
+        log.warning("cycle_skipped", bar=bar.isoformat(), reason=message)
+        self.journal.skip_cycle(bar, self.spec.model_id, message)
+        return CycleOutcome("skipped", bar, message=message)
+
+    def _normaliser(self, prices: np.ndarray[Any, Any], bar: datetime) -> np.ndarray[Any, Any]:
+        """Computed from the first bar this model ever traded on, then read back forever."""
+        record = self.journal.get_normaliser(self.spec.model_id)
+        if record is None:
+            anv = action_norm_vector(prices, self.spec.norms.action)
+            record = self.journal.save_normaliser(
+                self.spec.model_id, self.tickers, prices.tolist(), anv.tolist(), self.spec.norms.action, bar
+            )
+            log.info("action_normaliser_saved", p0=list(record.p0), anv=list(record.anv), bar=bar.isoformat())
+        elif tuple(record.tickers) != tuple(self.tickers):
+            raise InvariantViolation(
+                f"journal normaliser is for tickers {record.tickers}, model trades {self.tickers}"
+            )
+        return np.asarray(record.anv, dtype=np.float64)

@@ -1,0 +1,399 @@
+"""Planned orders → broker orders, exactly once.
+
+Rules (each one is a lesson from freqtrade/nautilus, daemon_practice.md §3-§5):
+- The intent row (with its deterministic client_order_id) is committed BEFORE the POST, and the
+  attempt counter right before it, so after any crash the journal knows an order *may* exist.
+- A submit is never blindly retried. A timeout, 5xx or lost response is *ambiguous*: we look the order
+  up by client_order_id; only when the broker has never heard of it do we POST again, with the SAME
+  id, so the broker itself refuses a duplicate (422 → we look it up and adopt it).
+- Sells first; buys only once every sell is final (bounded wait), sized against the virtual cash the
+  sells actually produced.
+- Quantities are floored onto the asset's ``min_trade_increment``; below ``min_order_size`` (or
+  Alpaca's $10 minimum notional for buys) the order is dropped and the drop journaled. Sells are
+  sized from the broker's actual position (Alpaca takes its fee in the received coin). Long only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from cappuccino_daemon.broker.alpaca import DuplicateClientOrderIdError
+from cappuccino_daemon.broker.ports import Asset, Broker, OrderSnapshot, Side
+from cappuccino_daemon.clock import Clock
+from cappuccino_daemon.errors import AmbiguousSubmitError, BrokerRejectedError, TransientBrokerError
+from cappuccino_daemon.journal.store import IntentRecord, Journal
+from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.model.spec import EnvProfile
+from cappuccino_daemon.policy.planner import account_reserve
+from cappuccino_daemon.worker.account import as_tuple, book_fill, load_account
+from cappuccino_daemon.worker.crashpoints import crash_point
+from cappuccino_daemon.worker.ids import client_order_id
+
+log = get_logger(__name__)
+
+MIN_NOTIONAL_USD = 10.0  # Alpaca refuses USD-quoted crypto buys below $10 (alpaca_api.md §5)
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One planned order in the state's ticker order (``index``), quantity in coins."""
+
+    index: int
+    side: Side
+    qty: float
+    kind: str  # sell | forced_sell | buy
+
+
+def floor_qty(qty: float | Decimal, increment: Decimal) -> Decimal:
+    value = Decimal(str(qty)) if not isinstance(qty, Decimal) else qty
+    if value <= 0:
+        return Decimal(0)
+    if increment <= 0:
+        return value
+    return (value / increment).to_integral_value(rounding=ROUND_FLOOR) * increment
+
+
+def intent_status(snap: OrderSnapshot) -> str:
+    if snap.status == "filled":
+        return "filled"
+    if snap.status == "rejected":
+        return "rejected"
+    if snap.status in ("expired", "done_for_day"):
+        return "expired"
+    if snap.is_final:
+        return "canceled"
+    return "submitted"
+
+
+@dataclass
+class ExecutionReport:
+    submitted: int = 0
+    filled: int = 0
+    dropped: int = 0
+    unresolved: int = 0
+    buys_skipped: bool = False
+    last_submit_mono: float | None = None
+
+
+class Executor:
+    def __init__(
+        self,
+        broker: Broker,
+        journal: Journal,
+        *,
+        model_id: str,
+        tickers: Sequence[str],
+        profile: EnvProfile,
+        clock: Clock,
+        fill_timeout_s: float = 30.0,
+        poll_s: float = 0.25,
+        max_submit_attempts: int = 3,
+    ) -> None:
+        self.broker = broker
+        self.journal = journal
+        self.model_id = model_id
+        self.tickers = tuple(tickers)
+        self.profile = profile
+        self.clock = clock
+        self.fill_timeout_s = fill_timeout_s
+        self.poll_s = poll_s
+        self.max_submit_attempts = max_submit_attempts
+        self._assets: dict[str, Asset] | None = None
+
+    # -- broker facts -----------------------------------------------------------------------------
+    def assets(self) -> dict[str, Asset]:
+        if self._assets is None:
+            self._assets = self.broker.get_assets(list(self.tickers))
+        return self._assets
+
+    def _asset(self, symbol: str) -> Asset:
+        asset = self.assets().get(symbol)
+        if asset is None:
+            return Asset(symbol, tradable=False, min_order_size=Decimal(0), min_trade_increment=Decimal(0))
+        return asset
+
+    # -- settle one broker snapshot into the journal ----------------------------------------------
+    def settle(self, intent: IntentRecord, snap: OrderSnapshot, event: str | None = None) -> IntentRecord:
+        status = intent_status(snap)
+        self.journal.update_intent(
+            intent.client_order_id,
+            status,
+            broker_order_id=snap.id,
+            filled_qty=snap.filled_qty,
+            filled_avg_price=snap.filled_avg_price,
+            event=event,
+            detail={"status": snap.status, "broker_order_id": snap.id, "filled_qty": str(snap.filled_qty)},
+        )
+        if status != "submitted" and snap.filled_qty > 0 and snap.filled_avg_price is not None:
+            self._book(intent, snap.filled_qty, snap.filled_avg_price)
+        updated = self.journal.get_intent(intent.client_order_id)
+        assert updated is not None
+        return updated
+
+    def _book(self, intent: IntentRecord, qty: Decimal, price: float) -> None:
+        index = self.tickers.index(intent.symbol)
+        account = load_account(self.journal, self.profile.initial_capital, len(self.tickers))
+        after = book_fill(account, index, intent.side, float(qty), float(price), self.profile)
+        if self.journal.apply_fill(intent.client_order_id, qty, price, as_tuple(after)):
+            log.info(
+                "fill_booked",
+                client_order_id=intent.client_order_id,
+                side=intent.side,
+                symbol=intent.symbol,
+                qty=str(qty),
+                price=price,
+                virtual_cash=round(after.cash, 6),
+            )
+
+    def book_pending_fills(self) -> None:
+        """Fills that were journaled but not booked (crash between the two): book them now."""
+        for intent in self.journal.unapplied_final_intents():
+            if intent.filled_avg_price is not None:
+                self._book(intent, intent.filled_qty, intent.filled_avg_price)
+
+    # -- submit, exactly once ---------------------------------------------------------------------
+    def lookup(self, coid: str) -> OrderSnapshot | None:
+        return self.broker.get_order_by_client_id(coid)
+
+    def submit(self, intent: IntentRecord, report: ExecutionReport | None = None) -> IntentRecord:
+        """Send (or resolve) one intent; never produces a second order for the same id."""
+        coid = intent.client_order_id
+        for _ in range(self.max_submit_attempts):
+            if intent.status not in ("pending", "ambiguous"):
+                return intent
+            if intent.attempts > 0 or intent.status == "ambiguous":
+                # A POST may have reached the broker before: ask before sending anything.
+                try:
+                    snap = self.lookup(coid)
+                except TransientBrokerError as exc:
+                    log.warning("order_lookup_failed", client_order_id=coid, error=str(exc))
+                    return intent
+                if snap is not None:
+                    log.info("order_resolved_by_client_id", client_order_id=coid, status=snap.status)
+                    return self.settle(intent, snap, event="resolved_by_client_id")
+                self.journal.record_event("lookup_absent", coid, {"attempts": intent.attempts})
+            self.journal.mark_attempt(coid)
+            crash_point("before_submit")
+            try:
+                snap = self.broker.submit_market_order(intent.symbol, _side(intent.side), intent.qty, coid)
+            except DuplicateClientOrderIdError as exc:
+                log.warning("duplicate_client_order_id", client_order_id=coid, error=str(exc))
+                self.journal.record_event("duplicate_client_order_id", coid, {"error": str(exc)})
+                intent = self._refresh(coid)
+                continue  # next round looks it up (attempts > 0)
+            except (AmbiguousSubmitError, TransientBrokerError) as exc:
+                log.warning("submit_ambiguous", client_order_id=coid, error=str(exc))
+                self.journal.update_intent(
+                    coid, "ambiguous", event="submit_ambiguous", detail={"error": str(exc)}
+                )
+                intent = self._refresh(coid)
+                self.clock.sleep(self.poll_s)
+                continue
+            except BrokerRejectedError as exc:
+                log.error(
+                    "submit_rejected", client_order_id=coid, status_code=exc.status_code, error=str(exc)
+                )
+                self.journal.update_intent(
+                    coid,
+                    "rejected",
+                    event="submit_rejected",
+                    detail={"error": str(exc), "status": exc.status_code},
+                )
+                return self._refresh(coid)
+            crash_point("after_submit")
+            if report is not None:
+                report.submitted += 1
+                report.last_submit_mono = self.clock.monotonic()
+            log.info(
+                "order_submitted",
+                client_order_id=coid,
+                side=intent.side,
+                symbol=intent.symbol,
+                qty=str(intent.qty),
+                status=snap.status,
+            )
+            intent = self.settle(intent, snap, event="submitted")
+            crash_point("after_journal")
+            return intent
+        log.warning("submit_unresolved", client_order_id=coid, status=intent.status)
+        return intent
+
+    def _refresh(self, coid: str) -> IntentRecord:
+        intent = self.journal.get_intent(coid)
+        assert intent is not None
+        return intent
+
+    def await_final(self, coids: Sequence[str], timeout_s: float | None = None) -> list[IntentRecord]:
+        """Poll until every intent is final (or the bounded wait ends); returns those still open."""
+        deadline = self.clock.monotonic() + (self.fill_timeout_s if timeout_s is None else timeout_s)
+        while True:
+            still_open: list[IntentRecord] = []
+            for coid in coids:
+                intent = self._refresh(coid)
+                if intent.status == "ambiguous":
+                    intent = self.submit(intent)
+                if intent.status != "submitted":
+                    if intent.is_open:
+                        still_open.append(intent)
+                    continue
+                try:
+                    snap = self.lookup(coid)
+                except TransientBrokerError as exc:
+                    log.warning("order_poll_failed", client_order_id=coid, error=str(exc))
+                    still_open.append(intent)
+                    continue
+                if snap is None:
+                    still_open.append(intent)
+                    continue
+                intent = self.settle(intent, snap) if snap.status != "submitted" else intent
+                if intent.is_open:
+                    still_open.append(intent)
+            if not still_open or self.clock.monotonic() >= deadline:
+                return still_open
+            self.clock.sleep(self.poll_s)
+
+    # -- sizing -----------------------------------------------------------------------------------
+    def _drop(self, bar_time: datetime, symbol: str, side: str, reason: str, **detail: Any) -> None:
+        log.info("order_dropped", bar=bar_time.isoformat(), symbol=symbol, side=side, reason=reason, **detail)
+        self.journal.record_event(
+            "order_dropped",
+            None,
+            {"bar": bar_time.isoformat(), "symbol": symbol, "side": side, "reason": reason, **detail},
+        )
+
+    def _intent_for(
+        self, bar_time: datetime, line: OrderLine, price: float, sized: Decimal | None
+    ) -> IntentRecord | None:
+        symbol = self.tickers[line.index]
+        coid = client_order_id(self.model_id, bar_time, symbol, line.side)
+        if sized is None or sized <= 0:
+            return None
+        return self.journal.add_intent(coid, bar_time, symbol, line.side, sized, price)
+
+    def size_sell(self, bar_time: datetime, line: OrderLine, position_qty: Decimal) -> Decimal | None:
+        symbol = self.tickers[line.index]
+        asset = self._asset(symbol)
+        if not asset.tradable:
+            self._drop(bar_time, symbol, "sell", "asset_not_tradable")
+            return None
+        qty = floor_qty(min(Decimal(str(line.qty)), position_qty), asset.min_trade_increment)
+        if qty <= 0 or qty < asset.min_order_size:
+            self._drop(
+                bar_time,
+                symbol,
+                "sell",
+                "below_min_order_size",
+                planned=line.qty,
+                broker_position=str(position_qty),
+                min_order_size=str(asset.min_order_size),
+            )
+            return None
+        return qty
+
+    def size_buy(
+        self, bar_time: datetime, line: OrderLine, price: float, cash: float, broker_cash: float
+    ) -> Decimal | None:
+        symbol = self.tickers[line.index]
+        asset = self._asset(symbol)
+        if not asset.tradable:
+            self._drop(bar_time, symbol, "buy", "asset_not_tradable")
+            return None
+        avail = max(0.0, cash - account_reserve(self.profile))
+        cap = avail / (1 + self.profile.buy_cost_pct) / price * self.profile.safety_factor
+        broker_cap = max(0.0, broker_cash) * 0.995 / price
+        want = min(line.qty, cap, broker_cap)
+        qty = floor_qty(max(want, 0.0), asset.min_trade_increment)
+        if qty <= 0 or qty < asset.min_order_size:
+            self._drop(
+                bar_time,
+                symbol,
+                "buy",
+                "below_min_order_size",
+                planned=line.qty,
+                capped=want,
+                min_order_size=str(asset.min_order_size),
+            )
+            return None
+        if float(qty) * price < MIN_NOTIONAL_USD:
+            self._drop(bar_time, symbol, "buy", "below_min_notional", notional=float(qty) * price)
+            return None
+        return qty
+
+    # -- one cycle's orders -----------------------------------------------------------------------
+    def execute(
+        self, bar_time: datetime, lines: Sequence[OrderLine], prices: Sequence[float]
+    ) -> ExecutionReport:
+        """Sells, wait for them, then buys. Safe to call again for the same bar after a crash."""
+        report = ExecutionReport()
+        sells = [line for line in lines if line.side == "sell"]
+        buys = sorted((line for line in lines if line.side == "buy"), key=lambda line: line.index)
+        sell_ids: list[str] = []
+        positions = self.broker.get_positions() if sells else {}
+        for line in _merge(sells):
+            symbol = self.tickers[line.index]
+            coid = client_order_id(self.model_id, bar_time, symbol, "sell")
+            intent = self.journal.get_intent(coid)
+            if intent is None:
+                pos = positions.get(symbol)
+                sized = self.size_sell(bar_time, line, pos.qty_available if pos else Decimal(0))
+                intent = self._intent_for(bar_time, line, prices[line.index], sized)
+                if intent is None:
+                    report.dropped += 1
+                    continue
+            self.submit(intent, report)
+            sell_ids.append(coid)
+        open_sells = self.await_final(sell_ids) if sell_ids else []
+        if open_sells:
+            report.buys_skipped = bool(buys)
+            report.unresolved = len(open_sells)
+            log.warning(
+                "sells_not_final", bar=bar_time.isoformat(), open=[i.client_order_id for i in open_sells]
+            )
+            return report
+        crash_point("before_buys")
+        buy_ids: list[str] = []
+        account = load_account(self.journal, self.profile.initial_capital, len(self.tickers))
+        cash = account.cash
+        broker_cash = self.broker.get_account().cash if buys else 0.0
+        for line in buys:
+            symbol = self.tickers[line.index]
+            coid = client_order_id(self.model_id, bar_time, symbol, "buy")
+            intent = self.journal.get_intent(coid)
+            price = float(prices[line.index])
+            if intent is None:
+                sized = self.size_buy(bar_time, line, price, cash, broker_cash)
+                intent = self._intent_for(bar_time, line, price, sized)
+                if intent is None:
+                    report.dropped += 1
+                    continue
+            # Reserve what this buy will cost so the next one is capped by what is left.
+            if not intent.applied:
+                cash -= float(intent.qty) * price * (1 + self.profile.buy_cost_pct)
+                broker_cash -= float(intent.qty) * price
+            self.submit(intent, report)
+            buy_ids.append(coid)
+        open_buys = self.await_final(buy_ids) if buy_ids else []
+        report.unresolved = len(open_buys)
+        report.filled = sum(1 for i in self.journal.intents(bar_time) if i.status == "filled")
+        return report
+
+
+def _side(text: str) -> Side:
+    return "buy" if text == "buy" else "sell"
+
+
+def _merge(lines: Sequence[OrderLine]) -> list[OrderLine]:
+    """One order per symbol and side (an explicit and a forced sell never coincide, but be safe)."""
+    merged: dict[tuple[int, str], OrderLine] = {}
+    for line in lines:
+        key = (line.index, line.side)
+        if key in merged:
+            prev = merged[key]
+            merged[key] = OrderLine(line.index, line.side, prev.qty + line.qty, prev.kind)
+        else:
+            merged[key] = line
+    return sorted(merged.values(), key=lambda line: line.index)

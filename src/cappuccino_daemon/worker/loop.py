@@ -1,0 +1,177 @@
+"""The worker's life: STARTING → RECONCILING → TRADING (waiting between bars) → STOPPING.
+
+It wakes at each bar close plus the grace by the BROKER's clock (``--poll-interval`` caps every sleep,
+so a missed wake-up costs at most one poll), reconciles before each new bar, runs one cycle, and
+writes the heartbeat on every poll and after every cycle. SIGTERM/SIGINT only set a flag: a cycle in
+progress finishes (its waits are bounded), so the process never stops between a submit and its journal
+entry; the flag is checked between cycles and interrupts the idle sleep at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+from cappuccino_daemon.errors import InvariantViolation, StaleDataError, TransientBrokerError
+from cappuccino_daemon.heartbeat import Heartbeat, write_heartbeat
+from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.worker.account import load_account
+from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
+from cappuccino_daemon.worker.reconcile import reconcile
+
+log = get_logger(__name__)
+
+
+@dataclass
+class LoopStatus:
+    phase: str = "STARTING"
+    cycles: int = 0
+    last_bar: datetime | None = None
+    equity: float | None = None
+    lag_s: float | None = None
+    message: str = ""
+
+
+class WorkerLoop:
+    def __init__(
+        self,
+        cycle: Cycle,
+        heartbeat_file: Path | None,
+        poll_interval_s: float = 60.0,
+        max_cycles: int | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.cycle = cycle
+        self.heartbeat_file = heartbeat_file
+        self.poll_interval_s = poll_interval_s
+        self.max_cycles = max_cycles
+        self.stop = stop or threading.Event()
+        self.status = LoopStatus()
+        self._reconciled_for: datetime | None = None
+
+    # -- signals ----------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("stop_requested", signal=signal.Signals(signum).name)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # -- heartbeat --------------------------------------------------------------------------------
+    def _set_phase(self, phase: str) -> None:
+        if phase != self.status.phase:
+            log.info("phase", phase=phase)
+        self.status.phase = phase
+        self.beat()
+
+    def beat(self) -> None:
+        if self.heartbeat_file is None:
+            return
+        spec = self.cycle.spec
+        account = load_account(self.cycle.journal, spec.profile.initial_capital, len(spec.tickers))
+        write_heartbeat(
+            self.heartbeat_file,
+            Heartbeat(
+                time=self.cycle.clock.now(),
+                pid=os.getpid(),
+                phase=self.status.phase,
+                cycles=self.status.cycles,
+                last_bar=self.status.last_bar,
+                equity=self.status.equity,
+                positions={t: float(h) for t, h in zip(spec.tickers, account.holdings, strict=True)},
+                lag_s=self.status.lag_s,
+                message=self.status.message,
+            ),
+        )
+
+    # -- phases -----------------------------------------------------------------------------------
+    def reconcile_now(self, broker_now: datetime) -> None:
+        current = self.cycle.expected_bar(broker_now)
+        reconcile(
+            self.cycle.broker,
+            self.cycle.journal,
+            self.cycle.executor,
+            model_id=self.cycle.spec.model_id,
+            tickers=self.cycle.tickers,
+            capital=self.cycle.spec.profile.initial_capital,
+            current_bar=current,
+        )
+        for old in self.cycle.journal.cycles("executing"):
+            if old.bar_time < current:
+                log.warning(
+                    "cycle_interrupted", bar=old.bar_time.isoformat(), rule="its orders were reconciled"
+                )
+                self.cycle.journal.finish_cycle(
+                    old.bar_time, "interrupted", None, "worker restarted after its bar"
+                )
+        self._reconciled_for = current
+
+    def step(self) -> CycleOutcome:
+        """One poll: reconcile if a new bar is due, run the cycle, publish the heartbeat."""
+        try:
+            broker_now = self.cycle.broker_now()
+            bar = self.cycle.expected_bar(broker_now)
+            if bar != self._reconciled_for:
+                existing = self.cycle.journal.get_cycle(bar)
+                if existing is None or existing.status == "executing":
+                    self._set_phase("RECONCILING")
+                    self.reconcile_now(broker_now)
+            self._set_phase("TRADING")
+            outcome = self.cycle.run(broker_now)
+        except ClockSkewError as exc:
+            log.error("clock_skew_refused", error=str(exc))
+            outcome = CycleOutcome("refused", message=str(exc))
+        except TransientBrokerError as exc:
+            log.warning("broker_unavailable", error=str(exc))
+            outcome = CycleOutcome("refused", message=f"broker unavailable: {exc}")
+        except StaleDataError as exc:
+            log.warning("stale_data_refused", error=str(exc))
+            outcome = CycleOutcome("refused", message=str(exc))
+        if outcome.kind in ("traded", "skipped"):
+            self.status.cycles += 1
+            self.status.last_bar = outcome.bar
+            if outcome.equity is not None:
+                self.status.equity = outcome.equity
+            if outcome.lag_s is not None:
+                self.status.lag_s = outcome.lag_s
+        self.status.message = outcome.message
+        self._set_phase("WAITING" if outcome.kind in ("idle", "traded", "skipped") else self.status.phase)
+        self.beat()
+        return outcome
+
+    def _sleep_s(self, outcome: CycleOutcome) -> float:
+        """Until the next bar close + grace by the broker's clock, capped by the poll interval."""
+        if outcome.kind in ("waiting", "refused"):
+            return self.poll_interval_s
+        try:
+            now = self.cycle.broker.now()
+        except TransientBrokerError:
+            return self.poll_interval_s
+        bar = self.cycle.expected_bar(now)
+        due = bar + 2 * self.cycle.config.timeframe
+        wait = (due + timedelta(seconds=self.cycle.config.grace_s) - now).total_seconds()
+        return max(0.05, min(wait, self.poll_interval_s))
+
+    def run(self) -> int:
+        self._set_phase("STARTING")
+        try:
+            while not self.stop.is_set():
+                outcome = self.step()
+                if self.max_cycles is not None and self.status.cycles >= self.max_cycles:
+                    log.info("max_cycles_reached", cycles=self.status.cycles)
+                    break
+                self.stop.wait(self._sleep_s(outcome))
+        except InvariantViolation as exc:
+            log.error("invariant_violation", error=str(exc))
+            self.status.message = f"invariant violation: {exc}"
+            self._set_phase("STOPPING")
+            return 70
+        self._set_phase("STOPPING")
+        log.info("worker_stopped", cycles=self.status.cycles)
+        return 0
