@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	# torch is pinned to the CPU build 2.13.0 in pyproject.toml; an unpinned torch pulls a CUDA build.
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# Only the OpenAPI JSON specs of this package are used (response validation in the emulator tests).
-	$(BIN)/python -m pip install --quiet --no-deps alpaca-mcp-server
+	$(BIN)/python -m pip install --quiet --no-deps alpaca-mcp-server==2.4.0
 	touch $(STAMP)
 
 venv: $(STAMP)

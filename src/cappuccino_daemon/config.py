@@ -44,7 +44,10 @@ class WorkerSection(_Section):
     history_hours: int = Field(default=500, gt=0, description="Bars of indicator history (>= 300).")
     bar_close_grace_s: float = Field(default=5.0, ge=0, description="Wait after a bar closes.")
     max_clock_skew_s: float = Field(default=30.0, gt=0, description="Local vs broker clock limit.")
-    stale_after_bars: float = Field(default=2.0, gt=0, description="Newest bar older than this: no trade.")
+    gap_wait_s: float = Field(
+        default=300.0, gt=0, description="How long (broker time) to wait for a late bar before skipping it."
+    )
+    fill_timeout_s: float = Field(default=30.0, gt=0, description="Bounded wait for sells to fill.")
     http_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of every broker call.")
 
 

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "alpaca-paper; off for the emulator, whose clock is simulated)",
     )
     p.add_argument("--grace", type=float, help="seconds after a bar close before it counts as complete")
-    p.add_argument("--fill-timeout", type=float, default=30.0, help="bounded wait for fills (seconds)")
+    p.add_argument("--fill-timeout", type=float, help="bounded wait for fills in seconds (default 30)")
     p.add_argument("--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(handler=_run_worker)
 
@@ -94,7 +94,8 @@ def _run_worker(args: argparse.Namespace) -> int:
         heartbeat_file=args.heartbeat_file,
         journal_file=args.journal,
         max_cycles=args.max_cycles,
-        fill_timeout_s=args.fill_timeout,
+        fill_timeout_s=args.fill_timeout or (worker.fill_timeout_s if worker else 30.0),
+        gap_wait_s=worker.gap_wait_s if worker else 300.0,
     )
     loop = build_from_options(opts)
     loop.install_signal_handlers()

@@ -1,0 +1,117 @@
+"""``cappuccino-paper emulator``: the local Alpaca paper exchange as a long-running process.
+
+Imports nothing heavy at module level; the handler pulls in starlette/uvicorn/numpy when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cappuccino_daemon.errors import ConfigError
+
+
+def _iso(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time such as 2024-01-01T00:00:00Z") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "emulator",
+        help="run the local Alpaca-compatible paper exchange",
+        description="A local paper exchange that alpaca-py talks to through url_override "
+        "(trading under /v2, crypto data under /v1beta3, admin under /admin).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="listen port; 0 picks a free one (default 8765)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--bars-dir", type=Path, help="replay BASE-QUOTE_1h.csv files from this folder")
+    source.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="SEED",
+        default=None,
+        help="seeded synthetic market for the seven coins (default, seed 1)",
+    )
+    p.add_argument(
+        "--start", type=_iso, help="simulated start time (default: now, or 6 weeks into --bars-dir)"
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall second; 0 freezes the clock (default 1)",
+    )
+    p.add_argument("--state", type=Path, metavar="FILE", help="SQLite file keeping account, orders and clock")
+    p.add_argument("--page-size", type=int, default=1000, help="market-data points per page (default 1000)")
+    p.add_argument("--fill-delay-s", type=float, default=0.0, help="simulated seconds from accept to fill")
+    p.add_argument("--slippage-bps", type=float, default=0.0, help="fill price moved against the trader")
+    p.add_argument("--fee-pct", type=float, default=0.25, help="taker fee in percent (default 0.25)")
+    p.add_argument("--cash", type=float, default=100_000.0, help="starting cash in USD (default 100000)")
+    p.add_argument("--min-notional", type=float, default=10.0, help="minimum USD per buy (default 10)")
+    p.add_argument(
+        "--require-keys",
+        nargs=2,
+        metavar=("KEY_ID", "SECRET"),
+        help="accept only these keys (default: any non-empty keys)",
+    )
+    p.add_argument(
+        "--reject-exponent", action="store_true", help="refuse order numbers written in exponent form (1e-05)"
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ROUTE:KIND:RATE[:TIMES]",
+        help="inject a fault, e.g. orders_submit:503:0.2 or bars:latency=2:1 (repeatable)",
+    )
+    p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault dice")
+    p.add_argument("--ready-file", type=Path, help="write the base URL here once listening")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(handler=_run_emulator)
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    from decimal import Decimal
+
+    from cappuccino_daemon.emulator.faults import parse_rule
+    from cappuccino_daemon.emulator.options import EmulatorOptions
+    from cappuccino_daemon.emulator.server import EmulatorServer
+    from cappuccino_daemon.logsetup import configure_logging
+
+    configure_logging(level=args.log_level)
+    try:
+        faults = [parse_rule(spec) for spec in args.fault]
+    except ValueError as exc:
+        raise ConfigError(f"emulator --fault: {exc}. Example: --fault orders_submit:503:0.2") from exc
+    if args.page_size < 1 or args.speed < 0 or args.fill_delay_s < 0:
+        raise ConfigError(
+            "emulator: --page-size must be >= 1, --speed and --fill-delay-s >= 0; fix the flags."
+        )
+    options = EmulatorOptions(
+        host=args.host,
+        port=args.port,
+        bars_dir=args.bars_dir,
+        synthetic_seed=1 if args.synthetic is None else args.synthetic,
+        start=args.start,
+        speed=args.speed,
+        state_file=args.state,
+        page_size=args.page_size,
+        fill_delay_s=args.fill_delay_s,
+        slippage_bps=args.slippage_bps,
+        taker_fee=Decimal(str(args.fee_pct)) / 100,
+        initial_cash=Decimal(str(args.cash)),
+        min_notional=Decimal(str(args.min_notional)),
+        require_keys=(args.require_keys[0], args.require_keys[1]) if args.require_keys else None,
+        reject_exponent=args.reject_exponent,
+        faults=faults,
+        fault_seed=args.fault_seed,
+        ready_file=args.ready_file,
+    )
+    EmulatorServer(options).serve()
+    return 0

@@ -1,0 +1,435 @@
+"""The paper account: a USD cash account, long-only crypto positions, market and limit orders.
+
+Rules (Alpaca crypto, as in the reference):
+- Orders are accepted as ``pending_new``; they fill ``fill_delay_s`` of SIMULATED time later, on the
+  next request or clock step, at the close of the latest bar closed at the fill time, moved against
+  the trader by ``slippage_bps``. Limit orders fill at once if marketable, else rest (gtc) and fill
+  at their limit when a later closed bar trades through it, or are canceled (ioc).
+- The taker fee is charged in the asset received: a buy of ``q`` BTC adds ``q*(1-fee)`` BTC (the
+  order's ``filled_qty`` stays ``q``); a sell pays ``fee`` of its USD proceeds.
+- Cash and position quantity held by open orders are reserved; selling more than is available and
+  buying for more than the free cash are 403 ``insufficient balance``. No shorting, no margin.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from cappuccino_daemon.emulator import apierrors
+from cappuccino_daemon.emulator.apierrors import ApiError
+from cappuccino_daemon.emulator.market import Market, from_ns, to_ns
+from cappuccino_daemon.emulator.orders import Order, OrderRequest
+from cappuccino_daemon.emulator.symbols import AssetRule, compact, rule_for
+from cappuccino_daemon.logsetup import get_logger
+
+log = get_logger(__name__)
+
+QTY_STEP = Decimal("0.000000001")
+USD_STEP = Decimal("0.00000001")
+
+
+def floor_qty(value: Decimal, step: Decimal = QTY_STEP) -> Decimal:
+    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def usd(value: Decimal) -> Decimal:
+    return value.quantize(USD_STEP, rounding=ROUND_HALF_EVEN)
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def dec(value: float) -> Decimal:
+    """A float price as the shortest decimal that round-trips (no binary noise)."""
+    return Decimal(repr(float(value)))
+
+
+@dataclass
+class EngineConfig:
+    initial_cash: Decimal = Decimal("100000")
+    taker_fee: Decimal = Decimal("0.0025")
+    min_notional: Decimal = Decimal("10")
+    max_notional: Decimal = Decimal("200000")
+    slippage_bps: Decimal = Decimal("0")
+    fill_delay_s: float = 0.0
+
+
+@dataclass
+class Position:
+    base: str
+    qty: Decimal
+    cost_basis: Decimal  # USD paid for the quantity still held
+
+    @property
+    def avg_entry_price(self) -> Decimal:
+        return self.cost_basis / self.qty if self.qty > 0 else Decimal(0)
+
+
+@dataclass
+class Account:
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    account_number: str = field(default_factory=lambda: "PA" + uuid.uuid4().hex[:10].upper())
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    cash: Decimal = Decimal("100000")
+    last_equity: Decimal = Decimal("100000")
+    last_equity_day: str = ""
+
+
+class Engine:
+    """Account, positions and orders; every public method takes the simulated ``now``."""
+
+    def __init__(self, config: EngineConfig, market: Market, account: Account | None = None) -> None:
+        self.config = config
+        self.market = market
+        self.account = account or Account(cash=config.initial_cash, last_equity=config.initial_cash)
+        self.positions: dict[str, Position] = {}
+        self.orders: dict[str, Order] = {}
+        self.by_client_id: dict[str, str] = {}
+        self._open: dict[str, Order] = {}  # open orders by id, so ticks stay cheap as history grows
+        self.dirty: set[str] = set()
+        self.dirty_account = True
+
+    # ---- reads ---------------------------------------------------------------------------------
+    def rule(self, base: str, now: datetime) -> AssetRule:
+        return rule_for(base, self.market.price(base, now))
+
+    def price(self, base: str, when: datetime) -> Decimal | None:
+        value = self.market.price(base, when)
+        return None if value is None else dec(value)
+
+    def open_orders(self) -> list[Order]:
+        return list(self._open.values())
+
+    def reserved_cash(self) -> Decimal:
+        return sum((o.reserved_cash for o in self.open_orders()), Decimal(0))
+
+    def reserved_qty(self, base: str) -> Decimal:
+        return sum((o.reserved_qty for o in self.open_orders() if o.base == base), Decimal(0))
+
+    def free_cash(self) -> Decimal:
+        return self.account.cash - self.reserved_cash()
+
+    def available_qty(self, base: str) -> Decimal:
+        pos = self.positions.get(base)
+        return (pos.qty if pos else Decimal(0)) - self.reserved_qty(base)
+
+    def equity(self, now: datetime) -> Decimal:
+        total = self.account.cash
+        for pos in self.positions.values():
+            price = self.price(pos.base, now)
+            if price is not None:
+                total += pos.qty * price
+        return usd(total)
+
+    # ---- submit --------------------------------------------------------------------------------
+    def submit(self, req: OrderRequest, now: datetime, *, closing: bool = False) -> Order:
+        if req.client_order_id in self.by_client_id:
+            raise apierrors.invalid("client_order_id must be unique")
+        price = self.price(req.base, now)
+        if price is None:
+            raise apierrors.rejected(f"no market price yet for {req.base}/USD; wait for the first bar")
+        rule = self.rule(req.base, now)
+        if req.qty is not None and floor_qty(req.qty, rule.min_trade_increment) != req.qty:
+            raise apierrors.invalid(
+                f"invalid qty: {req.qty} is not a multiple of min_trade_increment {rule.min_trade_increment}"
+            )
+        est_price = self._fill_price(req.side, price, req.limit_price)
+        qty_est = req.qty if req.qty is not None else floor_qty(req.notional / est_price)  # type: ignore[operator]
+        if qty_est < rule.min_order_size and not closing:
+            raise apierrors.invalid(
+                f"qty {qty_est} is below the minimum order size {rule.min_order_size} for {req.base}/USD"
+            )
+        reserved_cash, reserved_qty = Decimal(0), Decimal(0)
+        if req.side == "buy":
+            cost = usd(req.notional if req.notional is not None else qty_est * est_price)
+            if cost < self.config.min_notional:
+                raise apierrors.rejected(
+                    f"cost basis must be >= minimal amount of order {_plain(self.config.min_notional)}"
+                )
+            if cost > self.config.max_notional:
+                raise apierrors.rejected(
+                    f"cost basis must be <= maximal amount of order {_plain(self.config.max_notional)}"
+                )
+            self._wash_guard(req, "sell")
+            free = usd(self.free_cash())
+            if cost > free:
+                raise apierrors.rejected(
+                    f"insufficient balance for USD (requested: {cost}, available: {free})",
+                    available=str(free),
+                    balance=str(usd(self.account.cash)),
+                    symbol="USD",
+                )
+            reserved_cash = cost
+        else:
+            self._wash_guard(req, "buy")
+            available = self.available_qty(req.base)
+            pos = self.positions.get(req.base)
+            if qty_est > available:
+                raise apierrors.rejected(
+                    f"insufficient balance for {req.base} (requested: {qty_est}, available: {available})",
+                    available=str(available),
+                    balance=str(pos.qty if pos else Decimal(0)),
+                    symbol=compact(req.base),
+                )
+            reserved_qty = qty_est
+        order = Order(
+            id=str(uuid.uuid4()),
+            client_order_id=req.client_order_id,
+            base=req.base,
+            side=req.side,
+            type=req.type,
+            time_in_force=req.time_in_force,
+            qty=req.qty,
+            notional=req.notional,
+            limit_price=req.limit_price,
+            status="pending_new",
+            created_at=now,
+            updated_at=now,
+            submitted_at=now,
+            fill_due=now + timedelta(seconds=self.config.fill_delay_s),
+            checked_until=now,
+            reserved_cash=reserved_cash,
+            reserved_qty=reserved_qty,
+            position_intent="sell_to_close"
+            if closing
+            else ("buy_to_open" if req.side == "buy" else "sell_to_close"),
+        )
+        self.orders[order.id] = order
+        self._open[order.id] = order
+        self.by_client_id[order.client_order_id] = order.id
+        self.dirty.add(order.id)
+        log.info(
+            "emulator_order_accepted",
+            order_id=order.id,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=str(order.qty),
+            notional=str(order.notional),
+        )
+        return order
+
+    def _wash_guard(self, req: OrderRequest, opposite: str) -> None:
+        for other in self.open_orders():
+            if other.base == req.base and other.side == opposite and other.type == "limit":
+                raise apierrors.rejected("potential wash trade detected. use complex orders")
+
+    def _fill_price(self, side: str, price: Decimal, limit: Decimal | None) -> Decimal:
+        slip = self.config.slippage_bps / Decimal(10_000)
+        moved = price * (1 + slip) if side == "buy" else price * (1 - slip)
+        if limit is not None:
+            moved = min(moved, limit) if side == "buy" else max(moved, limit)
+        return moved.quantize(QTY_STEP)
+
+    # ---- time passes ---------------------------------------------------------------------------
+    def tick(self, now: datetime) -> None:
+        """Fill or expire every order whose time has come; roll ``last_equity`` at UTC midnight."""
+        for order in sorted(self.open_orders(), key=lambda o: o.fill_due):
+            if order.fill_due > now:
+                if order.status == "pending_new" and now > order.submitted_at:
+                    self._set_status(order, "new", now)
+                continue
+            if order.type == "market":
+                self._fill(order, order.fill_due, self._market_price(order))
+            else:
+                self._work_limit(order, now)
+        day = now.date().isoformat()
+        if day != self.account.last_equity_day:
+            midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+            self.account.last_equity = self.equity(midnight)
+            self.account.last_equity_day = day
+            self.dirty_account = True
+
+    def _market_price(self, order: Order) -> Decimal | None:
+        price = self.price(order.base, order.fill_due)
+        return None if price is None else self._fill_price(order.side, price, None)
+
+    def _work_limit(self, order: Order, now: datetime) -> None:
+        assert order.limit_price is not None
+        if order.status == "pending_new":  # first look: marketable at the fill time?
+            price = self.price(order.base, order.fill_due)
+            marketable = price is not None and (
+                price <= order.limit_price if order.side == "buy" else price >= order.limit_price
+            )
+            if marketable and price is not None:
+                self._fill(order, order.fill_due, self._fill_price(order.side, price, order.limit_price))
+                return
+            if order.time_in_force == "ioc":
+                self._cancel(order, order.fill_due, "ioc limit not marketable")
+                return
+            self._set_status(order, "new", order.fill_due)
+            order.checked_until = order.fill_due
+        step = self.market.step_ns
+        window = self.market.bars(order.base, now, step, to_ns(order.checked_until) - step + 1, to_ns(now))
+        for i in range(len(window)):
+            close_time = from_ns(int(window.times[i]) + step)
+            if close_time <= order.checked_until:
+                continue
+            low, high = window.data[2, i], window.data[1, i]
+            if (order.side == "buy" and dec(low) <= order.limit_price) or (
+                order.side == "sell" and dec(high) >= order.limit_price
+            ):
+                self._fill(order, close_time, order.limit_price)
+                return
+        order.checked_until = now
+
+    def _fill(self, order: Order, when: datetime, price: Decimal | None) -> None:
+        fee = self.config.taker_fee
+        if price is None or price <= 0:
+            self._cancel(order, when, "no price")
+            return
+        qty = order.qty if order.qty is not None else floor_qty(order.notional / price)  # type: ignore[operator]
+        gross = usd(qty * price)
+        pos = self.positions.get(order.base)
+        order.reserved_cash, order.reserved_qty = Decimal(0), Decimal(0)
+        if order.side == "buy":
+            if gross > usd(self.free_cash()):
+                self._cancel(order, when, "insufficient cash at fill time")
+                return
+            received = floor_qty(qty * (1 - fee))
+            self.account.cash -= gross
+            if pos is None:
+                pos = self.positions[order.base] = Position(order.base, Decimal(0), Decimal(0))
+            pos.qty += received
+            pos.cost_basis += gross
+            order.fee = qty - received
+        else:
+            held = pos.qty if pos else Decimal(0)
+            if qty > held or pos is None:
+                self._cancel(order, when, "insufficient position at fill time")
+                return
+            proceeds = usd(gross * (1 - fee))
+            pos.cost_basis = pos.cost_basis * (pos.qty - qty) / pos.qty if pos.qty > 0 else Decimal(0)
+            pos.qty -= qty
+            self.account.cash += proceeds
+            order.fee = gross - proceeds
+            if pos.qty <= 0:
+                del self.positions[order.base]
+        order.filled_qty = qty
+        order.filled_avg_price = price
+        order.filled_at = when
+        self._set_status(order, "filled", when)
+        self.dirty_account = True
+        log.info(
+            "emulator_order_filled",
+            order_id=order.id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=str(qty),
+            price=str(price),
+            fee=str(order.fee),
+        )
+
+    def _set_status(self, order: Order, status: str, when: datetime) -> None:
+        order.status = status
+        order.updated_at = max(when, order.updated_at)
+        if not order.is_open:
+            self._open.pop(order.id, None)
+        self.dirty.add(order.id)
+
+    def _cancel(self, order: Order, when: datetime, reason: str) -> None:
+        order.reserved_cash, order.reserved_qty = Decimal(0), Decimal(0)
+        order.canceled_at = when
+        order.reason = reason
+        self._set_status(order, "canceled", when)
+
+    # ---- cancel / close ------------------------------------------------------------------------
+    def get(self, order_id: str) -> Order:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise apierrors.not_found("order not found")
+        return order
+
+    def get_by_client_id(self, client_order_id: str) -> Order:
+        order_id = self.by_client_id.get(client_order_id)
+        if order_id is None:
+            raise apierrors.not_found(f"order not found for {client_order_id}")
+        return self.orders[order_id]
+
+    def cancel(self, order_id: str, now: datetime) -> Order:
+        order = self.get(order_id)
+        if not order.is_open:
+            raise apierrors.invalid(f'order is already in "{order.status}" state', code=42210000)
+        self._cancel(order, now, "canceled by user")
+        return order
+
+    def cancel_all(self, now: datetime) -> list[Order]:
+        canceled = self.open_orders()
+        for order in canceled:
+            self._cancel(order, now, "canceled by user")
+        return canceled
+
+    def close_position(
+        self, base: str, now: datetime, qty: Decimal | None = None, percentage: Decimal | None = None
+    ) -> Order:
+        pos = self.positions.get(base)
+        if pos is None or pos.qty <= 0:
+            raise apierrors.not_found(f"position not found: {compact(base)}")
+        if qty is not None and percentage is not None:
+            raise apierrors.invalid("only one of qty or percentage is accepted")
+        if percentage is not None:
+            if not Decimal(0) < percentage <= Decimal(100):
+                raise apierrors.invalid("percentage must be in (0, 100]")
+            qty = floor_qty(pos.qty * percentage / Decimal(100), self.rule(base, now).min_trade_increment)
+        amount = pos.qty if qty is None else qty
+        available = self.available_qty(base)
+        if amount <= 0 or amount > available:
+            raise apierrors.rejected(
+                f"insufficient qty available for order (requested: {amount}, available: {available})",
+                available=str(available),
+                existing_qty=str(pos.qty),
+                held_for_orders=str(pos.qty - available),
+                symbol=compact(base),
+            )
+        req = OrderRequest(base, "sell", "market", "gtc", amount, None, None, str(uuid.uuid4()))
+        return self.submit(req, now, closing=amount == pos.qty)
+
+    def close_all(self, now: datetime, cancel_orders: bool) -> list[tuple[str, Order | ApiError]]:
+        if cancel_orders:
+            self.cancel_all(now)
+        results: list[tuple[str, Order | ApiError]] = []
+        for base in sorted(self.positions):
+            try:
+                results.append((base, self.close_position(base, now)))
+            except ApiError as exc:
+                results.append((base, exc))
+        return results
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def export_account(self) -> dict[str, Any]:
+        acc = self.account
+        return {
+            "id": acc.id,
+            "account_number": acc.account_number,
+            "created_at": acc.created_at.isoformat(),
+            "cash": str(acc.cash),
+            "last_equity": str(acc.last_equity),
+            "last_equity_day": acc.last_equity_day,
+            "positions": {
+                b: {"qty": str(p.qty), "cost_basis": str(p.cost_basis)} for b, p in self.positions.items()
+            },
+        }
+
+    def restore(self, account: dict[str, Any], orders: list[Order]) -> None:
+        self.account = Account(
+            id=account["id"],
+            account_number=account["account_number"],
+            created_at=datetime.fromisoformat(account["created_at"]),
+            cash=Decimal(account["cash"]),
+            last_equity=Decimal(account["last_equity"]),
+            last_equity_day=account["last_equity_day"],
+        )
+        self.positions = {
+            b: Position(b, Decimal(p["qty"]), Decimal(p["cost_basis"]))
+            for b, p in account["positions"].items()
+        }
+        self.orders = {o.id: o for o in sorted(orders, key=lambda o: o.created_at)}
+        self.by_client_id = {o.client_order_id: o.id for o in self.orders.values()}
+        self._open = {o.id: o for o in self.orders.values() if o.is_open}
+        self.dirty.clear()
+        self.dirty_account = False
