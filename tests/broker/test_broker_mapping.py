@@ -170,3 +170,35 @@ def test_hung_server_times_out() -> None:
     server.close()
     for conn in held:
         conn.close()
+
+
+def test_broker_clock_keeps_the_utc_offset_of_fractional_timestamps() -> None:
+    """Alpaca's clock is New York time with microseconds; a running clock must not lose the -05:00 offset."""
+    from cappuccino_daemon.emulator.testing import EmulatorThread
+
+    start = datetime(2026, 11, 26, 0, 2, tzinfo=UTC)
+    with EmulatorThread(synthetic_seed=7, speed=3600.0, start=start) as emu:
+        broker = AlpacaBroker(emu.key_id, emu.secret_key, AlpacaEndpoints(emu.base_url, emu.base_url), 5.0)
+        seen = broker.now()
+        truth = emu.now()
+    assert seen.tzinfo is not None
+    assert seen.microsecond != 0 or truth.microsecond == 0
+    assert abs((truth - seen).total_seconds()) < 3600 * 2  # two wall seconds of simulated drift at most
+    assert seen >= start
+
+
+def test_parse_order_keeps_offsets_after_nanoseconds() -> None:
+    """A nanosecond fraction followed by an explicit offset converts to the right UTC instant."""
+    order = parse_order(
+        {
+            "id": "x",
+            "client_order_id": "c",
+            "symbol": "BTC/USD",
+            "side": "buy",
+            "qty": "1",
+            "filled_qty": "0",
+            "status": "new",
+            "submitted_at": "2026-11-25T19:13:38.123456789-05:00",
+        }
+    )
+    assert order.submitted_at == datetime(2026, 11, 26, 0, 13, 38, 123456, tzinfo=UTC)

@@ -8,6 +8,7 @@ exceptions and types never leave this module: everything maps to ``cappuccino_da
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -130,19 +131,21 @@ def _float_or_none(value: Any) -> float | None:
     return float(value)
 
 
+_FRACTION = re.compile(r"\.\d+")
+
+
 def _parse_time(value: Any) -> datetime | None:
     if not value:
         return None
     if isinstance(value, datetime):
         return value.astimezone(UTC)
     text = str(value).replace("Z", "+00:00")
-    # Nanosecond timestamps: keep microseconds.
-    if "." in text:
-        head, _, tail = text.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        zone = tail[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
-    return datetime.fromisoformat(text).astimezone(UTC)
+    # Nanosecond fractions (Alpaca data) are cut to microseconds; the UTC offset after them is kept.
+    text = _FRACTION.sub(lambda m: m.group(0)[:7], text)
+    stamp = datetime.fromisoformat(text)
+    if stamp.tzinfo is None:
+        raise TransientBrokerError(f"broker sent a timestamp without a UTC offset: {value!r}")
+    return stamp.astimezone(UTC)
 
 
 def parse_order(data: dict[str, Any]) -> OrderSnapshot:

@@ -98,5 +98,8 @@ def _run_worker(args: argparse.Namespace) -> int:
         gap_wait_s=worker.gap_wait_s if worker else 300.0,
     )
     loop = build_from_options(opts)
+    from cappuccino_daemon.worker.metrics import WorkerMetrics
+
+    loop.metrics = WorkerMetrics.start(settings)
     loop.install_signal_handlers()
     return loop.run()

@@ -36,6 +36,7 @@ from cappuccino_daemon.worker.ids import client_order_id
 log = get_logger(__name__)
 
 MIN_NOTIONAL_USD = 10.0  # Alpaca refuses USD-quoted crypto buys below $10 (alpaca_api.md §5)
+BUY_PRICE_BUFFER = 0.01  # buys are sized for a 1 % worse fill than the decision bar's close
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,10 @@ class Executor:
                 price=price,
                 virtual_cash=round(after.cash, 6),
             )
+            if after.cash < 0:
+                # The fill came in worse than the sizing buffer allowed. The books stay true (the model
+                # sees a small negative cash, as the broker really spent it); say so loudly.
+                log.warning("virtual_cash_overdrawn", client_order_id=intent.client_order_id, cash=after.cash)
 
     def book_pending_fills(self) -> None:
         """Fills that were journaled but not booked (crash between the two): book them now."""
@@ -302,9 +307,11 @@ class Executor:
         if not asset.tradable:
             self._drop(bar_time, symbol, "buy", "asset_not_tradable")
             return None
+        # A market order fills at a price we only learn afterwards; size as if it were a little worse.
+        worst = price * (1 + BUY_PRICE_BUFFER)
         avail = max(0.0, cash - account_reserve(self.profile))
-        cap = avail / (1 + self.profile.buy_cost_pct) / price * self.profile.safety_factor
-        broker_cap = max(0.0, broker_cash) * 0.995 / price
+        cap = avail / (1 + self.profile.buy_cost_pct) / worst * self.profile.safety_factor
+        broker_cap = max(0.0, broker_cash) * 0.995 / worst
         want = min(line.qty, cap, broker_cap)
         qty = floor_qty(max(want, 0.0), asset.min_trade_increment)
         if qty <= 0 or qty < asset.min_order_size:

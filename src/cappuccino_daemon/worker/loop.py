@@ -22,6 +22,7 @@ from cappuccino_daemon.heartbeat import Heartbeat, write_heartbeat
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
+from cappuccino_daemon.worker.metrics import WorkerMetrics
 from cappuccino_daemon.worker.reconcile import reconcile
 
 log = get_logger(__name__)
@@ -45,8 +46,10 @@ class WorkerLoop:
         poll_interval_s: float = 60.0,
         max_cycles: int | None = None,
         stop: threading.Event | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.cycle = cycle
+        self.metrics = metrics or WorkerMetrics()  # a no-op unless [metrics] enabled = true
         self.heartbeat_file = heartbeat_file
         self.poll_interval_s = poll_interval_s
         self.max_cycles = max_cycles
@@ -140,6 +143,9 @@ class WorkerLoop:
                 self.status.equity = outcome.equity
             if outcome.lag_s is not None:
                 self.status.lag_s = outcome.lag_s
+            if self.metrics.enabled and outcome.bar is not None:
+                statuses = [i.status for i in self.cycle.journal.intents(outcome.bar)]
+                self.metrics.record_cycle(outcome.bar, outcome.lag_s, outcome.equity, statuses)
         self.status.message = outcome.message
         self._set_phase("WAITING" if outcome.kind in ("idle", "traded", "skipped") else self.status.phase)
         self.beat()
@@ -172,6 +178,8 @@ class WorkerLoop:
             self.status.message = f"invariant violation: {exc}"
             self._set_phase("STOPPING")
             return 70
+        finally:
+            self.metrics.close()
         self._set_phase("STOPPING")
         log.info("worker_stopped", cycles=self.status.cycles)
         return 0

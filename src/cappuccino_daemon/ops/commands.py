@@ -1,0 +1,109 @@
+"""``cappuccino-paper status`` and ``report``: read-only views of a daemon. Imports nothing heavy here."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cappuccino_daemon.config import DaemonSettings
+
+EXIT_RUNNING, EXIT_STALE, EXIT_NOT_RUNNING = 0, 1, 3  # --check codes (LSB init-script convention)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "status",
+        help="show the daemon's state, last decision, positions, equity vs buy-and-hold",
+        description="Read the supervisor state, the worker heartbeat and the journal (read-only, never "
+        "blocks the worker) and show them on one screen, saying what is stale. Works whether or not the "
+        "daemon runs. Exit 0 unless --check is given.",
+    )
+    p.add_argument("--config", type=Path, help="daemon TOML (default config/daemon.toml)")
+    p.add_argument("--journal", type=Path, help="journal SQLite (default: the configured model's journal)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (stable keys) instead")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 when running with a fresh heartbeat, 1 when running but stale, 3 when not running",
+    )
+    p.set_defaults(handler=_run_status)
+
+    r = sub.add_parser(
+        "report",
+        help="draw a run (journal or replay output) as a PNG",
+        description="Draw equity against equal-weight buy-and-hold, drawdown and per-ticker trade markers, "
+        "from the live journal (default) or from `replay` output, to look at a model before deploying it.",
+    )
+    r.add_argument("--config", type=Path, help="daemon TOML (default config/daemon.toml)")
+    source = r.add_mutually_exclusive_group()
+    source.add_argument(
+        "--journal", type=Path, help="journal SQLite (default: the configured model's journal)"
+    )
+    source.add_argument(
+        "--replay", type=Path, metavar="FILE.jsonl", help="a `cappuccino-paper replay --out` file"
+    )
+    r.add_argument("--out", type=Path, help="PNG to write (default: report.png, or FILE.png for --replay)")
+    r.add_argument("--dpi", type=int, default=100, help="resolution (default 100)")
+    r.set_defaults(handler=_run_report)
+
+
+def _settings(config: Path | None) -> DaemonSettings:
+    from cappuccino_daemon.config import DEFAULT_CONFIG, load_settings
+
+    return load_settings(config or DEFAULT_CONFIG, require_model_dir=False)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    import json
+
+    from cappuccino_daemon.logsetup import configure_logging
+    from cappuccino_daemon.ops.status import StatusInputs, collect_status
+
+    configure_logging(level="WARNING")
+    settings = _settings(args.config)
+    status = collect_status(StatusInputs.from_settings(settings, args.journal))
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=False))
+    else:
+        from cappuccino_daemon.ops.render import render_status
+
+        render_status(status)
+    if not args.check:
+        return 0
+    if not status["running"]:
+        return EXIT_NOT_RUNNING
+    return EXIT_STALE if status["stale"] else EXIT_RUNNING
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from cappuccino_daemon.errors import ConfigError
+    from cappuccino_daemon.logsetup import configure_logging
+    from cappuccino_daemon.ops.report import render_report
+    from cappuccino_daemon.ops.series import from_journal, read_replay
+
+    configure_logging(level="WARNING")
+    if args.dpi < 20 or args.dpi > 600:
+        raise ConfigError(f"--dpi {args.dpi} is out of range; use a value between 20 and 600 (default 100).")
+    if args.replay is not None:
+        series = read_replay(args.replay)
+        out = args.out or args.replay.with_suffix(".png")
+    else:
+        from cappuccino_daemon.ops.journal_view import read_journal
+        from cappuccino_daemon.ops.status import find_journal
+
+        journal = args.journal
+        if journal is None:
+            settings = _settings(args.config)
+            journal, note = find_journal(settings.paths.state, settings.model.dir)
+            if journal is None:
+                raise ConfigError(
+                    f"No journal to draw: {note}. Start the daemon with `cappuccino-paper run` and let "
+                    "it trade a few bars, pass --journal PATH, or draw a replay with --replay FILE.jsonl."
+                )
+        series = from_journal(read_journal(journal))
+        out = args.out or Path("report.png")
+    render_report(series, out, dpi=args.dpi)
+    print(f"report: {len(series.times)} bars, {len(series.trades)} trades -> {out}")
+    return 0
