@@ -13,11 +13,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from worker_support import TICKERS, Model, all_orders, broker_for
 
 from cappuccino_daemon.emulator.testing import EmulatorThread
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.worker.build import WorkerOptions, build_loop
-from conftest import TICKERS, Model, all_orders, broker_for
 
 
 def worker_cmd(model: Model, emu: EmulatorThread, tmp: Path, *extra: str) -> list[str]:

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from worker_support import TICKERS, Model, all_orders, broker_for
 
 from cappuccino_daemon.emulator.testing import EmulatorThread
 from cappuccino_daemon.heartbeat import read_heartbeat
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.worker.build import WorkerOptions, build_loop
 from cappuccino_daemon.worker.loop import WorkerLoop
-from conftest import TICKERS, Model, all_orders, broker_for
 
 BAR_S = 3600
 GRACE_S = 5

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from test_worker_crash import worker_cmd, worker_env
+from worker_support import TICKERS, Model, all_orders, broker_for
 
 from cappuccino_daemon.broker.alpaca import AlpacaBroker
 from cappuccino_daemon.clock import FakeClock
@@ -20,7 +21,6 @@ from cappuccino_daemon.emulator.testing import EmulatorThread
 from cappuccino_daemon.heartbeat import read_heartbeat
 from cappuccino_daemon.worker.build import WorkerOptions, build_loop, history_bars
 from cappuccino_daemon.worker.loop import WorkerLoop
-from conftest import TICKERS, Model, all_orders, broker_for
 
 
 @dataclass

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from worker_support import TICKERS, Model, all_orders, broker_for
+
 from cappuccino_daemon.clock import SystemClock
 from cappuccino_daemon.emulator.testing import EmulatorThread
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.worker.executor import Executor, OrderLine
 from cappuccino_daemon.worker.ids import client_order_id, our_prefix
 from cappuccino_daemon.worker.reconcile import reconcile
-from conftest import TICKERS, Model, all_orders, broker_for
 
 BAR = datetime(2024, 2, 29, 23, tzinfo=UTC)
 

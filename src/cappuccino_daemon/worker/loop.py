@@ -68,10 +68,14 @@ class WorkerLoop:
 
     # -- heartbeat --------------------------------------------------------------------------------
     def _set_phase(self, phase: str) -> None:
-        if phase != self.status.phase:
-            log.info("phase", phase=phase)
-        self.status.phase = phase
-        self.beat()
+        """Log real transitions; the TRADING/WAITING flip of every poll is debug-level noise."""
+        previous, self.status.phase = self.status.phase, phase
+        if phase == previous:
+            return
+        routine = {previous, phase} == {"TRADING", "WAITING"}
+        (log.debug if routine else log.info)("phase", phase=phase, previous=previous)
+        if phase in ("STARTING", "STOPPING"):
+            self.beat()  # step() beats after every poll; these two happen outside a poll
 
     def beat(self) -> None:
         if self.heartbeat_file is None:

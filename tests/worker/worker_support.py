@@ -1,0 +1,44 @@
+"""Worker test helpers (importable by name; conftest.py holds only fixtures)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cappuccino_daemon.broker.alpaca import AlpacaBroker, AlpacaEndpoints
+from cappuccino_daemon.broker.http import ReadRetry
+from cappuccino_daemon.emulator.testing import EmulatorThread
+from cappuccino_daemon.model.spec import ModelSpec, Policy
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
+TICKERS = ("BTC", "ETH", "LTC")
+
+
+@dataclass
+class Model:
+    dir: Path
+    spec: ModelSpec
+    policy: Policy
+
+
+def broker_for(emu: EmulatorThread, timeout_s: float = 5.0) -> AlpacaBroker:
+    return AlpacaBroker(
+        emu.key_id,
+        emu.secret_key,
+        AlpacaEndpoints(emu.base_url, emu.base_url),
+        timeout_s=timeout_s,
+        read_retry=ReadRetry(attempts=3, base_s=0.01, max_wait_s=0.05),
+    )
+
+
+def all_orders(emu: EmulatorThread) -> list[dict[str, Any]]:
+    """Every order the emulator ever accepted (straight from its HTTP API)."""
+    from alpaca.trading.client import TradingClient
+    from alpaca.trading.enums import QueryOrderStatus
+    from alpaca.trading.requests import GetOrdersRequest
+
+    client = TradingClient(emu.key_id, emu.secret_key, paper=True, raw_data=True, url_override=emu.base_url)
+    rows = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, limit=500))
+    return list(rows)
