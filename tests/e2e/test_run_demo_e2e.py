@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from cappuccino_daemon.demo.layout import demo_model_ready
 
 RUN_BUDGET_S = 150.0
