@@ -160,3 +160,46 @@ def test_rerun_appends_trials_and_is_reproducible(tmp_path: Path, demo_run: tupl
     assert [o.number for o in more.outcomes] == [1]
     assert (tmp_path / "again" / BEST_LINK).resolve().is_dir()
     assert (tmp_path / "again" / BEST_LINK / "actor.pth").is_file()
+
+
+def test_old_workflow_runs_on_demo_artifacts(demo_run: tuple[Path, object], tmp_path: Path) -> None:
+    """trials → inspect --generate-command → trial-metadata → validate a config switched to that trial."""
+    import contextlib
+    import io
+
+    from cappuccino_daemon.cli import main
+
+    out, result = demo_run
+    db = out / DB_RELPATH
+
+    def run(*argv: str) -> str:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            assert main(list(argv)) == 0
+        return buffer.getvalue()
+
+    rows = json.loads(run("trials", "--db", str(db), "--json"))
+    best_number = result.best_number  # type: ignore[attr-defined]
+    assert [row["study"] for row in rows] == [STUDY_NAME] * len(rows) == [STUDY_NAME] * 2
+    assert rows[0]["number"] == best_number  # best first, by the study's direction
+    assert rows[0]["value"] >= rows[1]["value"]
+    assert all(row["folder_exists"] for row in rows)
+
+    trial_dir = out / TRIALS_RELDIR / f"trial_{best_number}_1h"
+    report = json.loads(run("inspect", str(out / BEST_LINK), "--json"))
+    assert report["n_tickers"] == len(DEFAULT_TRAINING_TICKERS) and report["algorithm"] == "ppo"
+    assert report["features"] == list(FEATURES_11)
+    generated = run("inspect", str(trial_dir), "--generate-command")
+    assert "cappuccino-paper worker --model-dir" in generated and "[model]" in generated
+
+    # Re-create the metadata from the study into a copy of the folder, as a user of the old tool would.
+    copy = tmp_path / f"trial_{best_number}_1h"
+    copy.mkdir()
+    (copy / "actor.pth").write_bytes((trial_dir / "actor.pth").read_bytes())
+    run("trial-metadata", "--study", STUDY_NAME, "--number", str(best_number), "--db", str(db),
+        "--output-dir", str(copy))  # fmt: skip
+    assert (copy / "cappuccino_manifest.json").is_file() and (copy / "best_trial").is_file()
+
+    # Switching models is an edit of [model] dir; validate accepts the new folder.
+    (tmp_path / "daemon.toml").write_text(f'[model]\ndir = "{copy}"\n', encoding="utf-8")
+    assert "OK" in run("validate", "--config", str(tmp_path / "daemon.toml"))

@@ -73,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault dice")
     p.add_argument("--ready-file", type=Path, help="write the base URL here once listening")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-file", type=Path, help="also write JSON logs here (rotating)")
     p.set_defaults(handler=_run_emulator)
 
 
@@ -84,7 +85,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
     from cappuccino_daemon.emulator.server import EmulatorServer
     from cappuccino_daemon.logsetup import configure_logging
 
-    configure_logging(level=args.log_level)
+    configure_logging(level=args.log_level, log_file=args.log_file)
     try:
         faults = [parse_rule(spec) for spec in args.fault]
     except ValueError as exc:

@@ -89,7 +89,9 @@ def build_config(
         emu_state = settings.emulator.state_file
         if emu_state is not None:
             emu_argv += ["--state", str(emu_state)]
-        emu_argv += ["--ready-file", str(ready_file)]
+        emu_argv += ["--ready-file", str(ready_file), "--log-level", settings.logging.level]
+        if settings.logging.file:
+            emu_argv += ["--log-file", str(settings.paths.logs / "emulator.log")]
         if sup.emulator_command is not None:
             emu_argv = _fill(sup.emulator_command, values, "emulator_command", config_file)
         emulator_plan = ChildPlan(

@@ -57,6 +57,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     configure_logging(
         level=args.log_level or (settings.logging.level if settings else "INFO"),
         json=settings.logging.json_output if settings else None,
+        log_file=settings.paths.logs / "worker.log" if settings and settings.logging.file else None,
     )
     model_dir = args.model_dir or (settings.model.dir if settings else None)
     if model_dir is None:
