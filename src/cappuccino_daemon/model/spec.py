@@ -95,8 +95,9 @@ class ModelSpec:
 
     @property
     def model_id(self) -> str:
-        """Short stable id used in client_order_ids and logs."""
-        return f"{self.model_dir.name}-{self.actor_sha256[:8]}" if self.actor_sha256 else self.model_dir.name
+        """Short stable id used in client_order_ids, journal names and logs (symlinks resolved)."""
+        name = self.model_dir.resolve().name
+        return f"{name}-{self.actor_sha256[:8]}" if self.actor_sha256 else name
 
 
 class Policy(Protocol):
