@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cappuccino_daemon import __version__
-from cappuccino_daemon.errors import EX_CONFIG, ConfigError
+from cappuccino_daemon.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, TransientBrokerError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -62,5 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         get_logger("cli").error("config_error", command=args.command, error=str(exc))
         print(f"cappuccino-paper {args.command}: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except TransientBrokerError as exc:
+        # Not a config problem: the supervisor restarts us with backoff. Say it plainly, no traceback.
+        from cappuccino_daemon.logsetup import get_logger
+
+        get_logger("cli").error("broker_unreachable", command=args.command, error=str(exc))
+        print(
+            f"cappuccino-paper {args.command}: the broker is not reachable ({exc}). With "
+            '[broker] kind = "emulator", start it with `cappuccino-paper run` (it supervises the emulator) '
+            "or `cappuccino-paper emulator` in another terminal; for alpaca-paper check the network and "
+            "https://status.alpaca.markets. Exiting with 75 (temporary failure).",
+            file=sys.stderr,
+        )
+        return EX_TEMPFAIL
     except KeyboardInterrupt:
         return 130

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 EX_CONFIG = 78
 EX_SOFTWARE = 70
+EX_TEMPFAIL = 75
 
 
 class CappuccinoError(Exception):
