@@ -25,13 +25,26 @@ def _settings(tmp_path: Path, metrics: str) -> DaemonSettings:
     return load_settings(config, require_model_dir=False)
 
 
-def _sockets() -> int:
-    """Open sockets of this process (the listing's own fd vanishes while we read, hence the guard)."""
-    count = 0
+def _listening_ports() -> set[int]:
+    """TCP ports this process listens on: /proc/net/tcp{,6} LISTEN rows whose inode is one of our fds.
+
+    Counting every socket would be fragile in a full test run (other tests' client sockets close
+    whenever the garbage collector gets to them); listening sockets only appear when someone binds.
+    """
+    inodes = set()
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-    return count
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table, encoding="ascii") as fh:
+            for row in fh.read().splitlines()[1:]:
+                cols = row.split()
+                if cols[3] == "0A" and cols[9] in inodes:  # 0A = LISTEN
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def _scrape(port: int) -> dict[str, float]:
@@ -52,12 +65,12 @@ def test_metrics_served_over_loopback(tmp_path: Path) -> None:
     (state / "supervisor.json").write_text(
         json.dumps({"children": {"worker": {"restarts": 3}}}), encoding="utf-8"
     )
-    before = _sockets()
+    before = _listening_ports()
     metrics = WorkerMetrics.start(settings)
     try:
         assert metrics.enabled and metrics.address is not None
-        assert _sockets() == before + 1  # the listening socket (what the disabled test counts)
         host, port = metrics.address
+        assert _listening_ports() == before | {port}  # exactly one new listener, on the reported port
         assert host == "127.0.0.1" and port > 0
         bar = datetime(2024, 3, 1, 10, tzinfo=UTC)
         metrics.bar_processed(bar)
@@ -104,7 +117,7 @@ def test_metrics_served_over_loopback(tmp_path: Path) -> None:
 
 
 def test_metrics_disabled_binds_nothing(tmp_path: Path) -> None:
-    before = _sockets()
+    before = _listening_ports()
     metrics = WorkerMetrics.start(_settings(tmp_path, "enabled = false"))
     assert not metrics.enabled and metrics.address is None
     metrics.bar_processed()
@@ -113,7 +126,7 @@ def test_metrics_disabled_binds_nothing(tmp_path: Path) -> None:
     metrics.equity(1.0)
     metrics.restarts(1)
     metrics.record_cycle(None, 1.0, 1.0, ["filled"])
-    assert _sockets() == before
+    assert _listening_ports() == before
     metrics.close()
     assert not WorkerMetrics.start(None).enabled  # a worker started without a config file
 
