@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from cappuccino_daemon import __version__
 from cappuccino_daemon.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, TransientBrokerError
+from cappuccino_daemon.logsetup import redact_text
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -56,19 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as exc:
-        # One paragraph on stderr, and the same event in the structured log for journald.
-        from cappuccino_daemon.logsetup import get_logger
-
-        get_logger("cli").error("config_error", command=args.command, error=str(exc))
-        print(f"cappuccino-paper {args.command}: {exc}", file=sys.stderr)
+        # One paragraph on stderr (journald keeps it too; the supervisor logs the exit code and reason).
+        print(f"cappuccino-paper {args.command}: {redact_text(str(exc))}", file=sys.stderr)
         return EX_CONFIG
     except TransientBrokerError as exc:
         # Not a config problem: the supervisor restarts us with backoff. Say it plainly, no traceback.
-        from cappuccino_daemon.logsetup import get_logger
-
-        get_logger("cli").error("broker_unreachable", command=args.command, error=str(exc))
         print(
-            f"cappuccino-paper {args.command}: the broker is not reachable ({exc}). With "
+            f"cappuccino-paper {args.command}: the broker is not reachable ({redact_text(str(exc))}). With "
             '[broker] kind = "emulator", start it with `cappuccino-paper run` (it supervises the emulator) '
             "or `cappuccino-paper emulator` in another terminal; for alpaca-paper check the network and "
             "https://status.alpaca.markets. Exiting with 75 (temporary failure).",

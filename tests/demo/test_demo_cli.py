@@ -49,3 +49,14 @@ def test_demo_refuses_a_dir_that_is_a_file_with_exit_78(tmp_path: Path) -> None:
 def test_demo_rejects_nonpositive_budget(tmp_path: Path) -> None:
     proc = _cli("demo", "--seconds", "0", cwd=tmp_path)
     assert proc.returncode == 2 and "must be > 0" in proc.stderr
+
+
+def test_demo_refuses_an_unwritable_dir_before_training(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    proc = _cli("demo", "--dir", str(blocker / "demo"), "--trials", "1", "--seconds", "5", cwd=tmp_path)
+    assert proc.returncode == 78, proc.stderr[-2000:]
+    assert "cannot create the demo folders" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _cli("demo", "--dir", str(tmp_path / "d"), "--log-level", "banana", cwd=tmp_path)
+    assert proc.returncode == 2 and "'banana' is not a log level" in proc.stderr
+    assert not (tmp_path / "d").exists()

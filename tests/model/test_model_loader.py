@@ -141,3 +141,31 @@ def test_model_normalise_ticker() -> None:
         "BTC",
         "ETH",
     ]
+
+
+def test_model_manifest_duplicate_tickers_and_bad_numbers_refused(fixtures_dir: Path, tmp_path: Path) -> None:
+    from cappuccino_daemon.model.trial_metadata import write_trial_metadata
+
+    d = _copy(fixtures_dir, "trial_7_1h", tmp_path)
+    write_trial_metadata(
+        d,
+        db=fixtures_dir / "databases" / "optuna_cappuccino.db",
+        study="cappuccino_alpaca_v2",
+        number=7,
+        tickers=["BTC", "ETH", "LTC"],
+    )
+    good = json.loads((d / MANIFEST_FILE).read_text())
+    for path, value, message in (
+        (("tickers",), ["BTC", "BTC", "LTC"], "name a ticker twice"),
+        (("normalisation", "action"), -1000.0, "normalisation.action must be positive"),
+        (("normalisation", "cash"), float("nan"), "normalisation.cash must be positive"),
+        (("env_profile", "initial_capital"), 0.0, "env_profile.initial_capital must be positive"),
+    ):
+        raw = json.loads(json.dumps(good))
+        target = raw
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        (d / MANIFEST_FILE).write_text(json.dumps(raw))
+        with pytest.raises(ConfigError, match=message):
+            load_model_spec(d)

@@ -207,3 +207,29 @@ def test_model_cli_trials_and_validate(fixtures_dir: Path, db: Path) -> None:
     res = _cli("validate", "--model-dir", str(fixtures_dir / "train_results" / "cwd_tests" / "trial_12_1h"))
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("OK trial_12_1h-") and "256/239/7" in res.stdout
+
+
+def test_model_trial_metadata_refuses_duplicates_and_unwritable_dirs(
+    db: Path, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    d = _copy_actor(fixtures_dir, "trial_7_1h", tmp_path)
+    with pytest.raises(ConfigError, match="names a ticker twice"):
+        write_trial_metadata(d, db=db, study="cappuccino_alpaca_v2", number=7, tickers=["BTC", "btc", "LTC"])
+    assert not (d / "cappuccino_manifest.json").exists()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="Cannot write the trial metadata"):
+        write_trial_metadata(
+            blocker / "t", db=db, study="cappuccino_alpaca_v2", number=7, tickers=["BTC", "ETH", "LTC"]
+        )
+    with pytest.raises(ConfigError, match="is a file"):
+        write_trial_metadata(blocker, db=db, study="cappuccino_alpaca_v2", number=7)
+    # A refused trial leaves no stray folder behind.
+    with pytest.raises(ConfigError):
+        write_trial_metadata(tmp_path / "typo", db=db, study="cappuccino_alpaca_v2", number=99999)
+    assert not (tmp_path / "typo").exists()
+
+
+def test_model_cli_trials_top_must_be_positive(db: Path) -> None:
+    proc = _cli("trials", "--db", str(db), "--top", "0")
+    assert proc.returncode == 2 and "must be >= 1" in proc.stderr

@@ -110,3 +110,48 @@ def test_model_pickle_not_a_trial(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(ConfigError, match="does not contain an Optuna FrozenTrial"):
         read_best_trial(path)
+
+
+def _global(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def test_model_pickle_build_cannot_rewrite_admitted_functions() -> None:
+    """BUILD on an admitted helper would setattr into a module-level function for the whole process."""
+    from cappuccino_daemon.model import trial_pickle
+
+    # copyreg._reconstructor, then BUILD with slot state {"__name__": "z"}.
+    data = (
+        b"\x80\x02"
+        + _global("copyreg", "_reconstructor")
+        + b"N}X\x08\x00\x00\x00__name__X\x01\x00\x00\x00zs\x86b."
+    )
+    with pytest.raises(ConfigError, match="Refused to load"):
+        loads_trial(data, Path("/m/best_trial"))
+    assert trial_pickle._safe_reconstructor.__name__ == "_safe_reconstructor"
+    assert trial_pickle._latin1_encode.__name__ == "_latin1_encode"
+
+
+def test_model_pickle_overflowing_values_are_a_config_error() -> None:
+    """datetime.timedelta(days=2**31-1) raises OverflowError inside the unpickler: no traceback."""
+    data = b"\x80\x02" + _global("datetime", "timedelta") + b"J\xff\xff\xff\x7f\x85R."
+    with pytest.raises(ConfigError, match=r"not a valid pickle.*OverflowError"):
+        loads_trial(data, Path("/m/best_trial"))
+
+
+def test_model_pickle_self_referencing_params_are_a_config_error() -> None:
+    trial = optuna.trial.create_trial(value=1.0, params={}, distributions={})
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    trial._user_attrs["loop"] = loop
+    with pytest.raises(
+        ConfigError, match="best_trial holds an Optuna FrozenTrial whose fields cannot be read"
+    ):
+        loads_trial(pickle.dumps(trial), Path("/m/best_trial"))
+
+
+def test_model_pickle_values_of_the_wrong_type_are_a_config_error() -> None:
+    trial = optuna.trial.create_trial(value=1.0)
+    trial._values = ["not a number"]
+    with pytest.raises(ConfigError, match=r"cannot be read.*ValueError"):
+        loads_trial(pickle.dumps(trial), Path("/m/best_trial"))

@@ -147,3 +147,15 @@ def test_report_of_a_real_replay(fixtures_dir: Path, ohlcv_dir: Path, tmp_path: 
     png = tmp_path / "replay.png"
     assert main(["report", "--replay", str(out), "--out", str(png)]) == 0
     assert _png_size(png)[0] == 1100
+
+
+def test_report_to_an_unwritable_path_is_one_paragraph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    replay = tmp_path / "model_check.jsonl"
+    replay.write_text("".join(json.dumps(r) + "\n" for r in _replay_lines(5)), encoding="utf-8")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert main(["report", "--replay", str(replay), "--out", str(blocker / "run.png")]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert "Cannot write the report to" in err and "--out" in err

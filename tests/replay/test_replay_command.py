@@ -141,3 +141,32 @@ def test_missing_bars_and_short_window_exit_78(
     assert "needs at least 2" in capsys.readouterr().err
     assert main([*base, "--bars-dir", str(ohlcv_dir), "--start", "yesterday"]) == EX_CONFIG
     assert not out.exists()
+
+
+def test_bad_out_capital_norm_action_and_log_level_are_one_paragraph(
+    fixtures_dir: Path, ohlcv_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each of these used to end in a traceback (or, for --norm-action <= 0, a silently inverted policy)."""
+    model = fixtures_dir / "train_results" / "cwd_tests" / "trial_7_1h"
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    base = ["replay", "--model-dir", str(model), "--tickers", "BTC,ETH,LTC", "--bars-dir", str(ohlcv_dir)]
+    base += ["--steps", "2"]
+    out = str(tmp_path / "r.jsonl")
+    cases = [
+        (["--out", str(blocker / "r.jsonl")], "Cannot write the replay to"),
+        (["--out", str(tmp_path)], "is a folder"),
+        (["--out", out, "--capital", "nan"], "--capital must be a positive number"),
+        (["--out", out, "--capital", "inf"], "--capital must be a positive number"),
+        (["--out", out, "--profile", "finrl-crypto", "--capital", "nan"], "--capital must be a positive"),
+        (["--out", out, "--norm-action", "0"], "--norm-action must be a positive number"),
+        (["--out", out, "--norm-action", "-1000"], "--norm-action must be a positive number"),
+    ]
+    for extra, message in cases:
+        assert main([*base, *extra]) == EX_CONFIG, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (extra, err)
+    assert not Path(out).exists()
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "--out", out, "--log-level", "banana"])
+    assert exc.value.code == 2 and "'banana' is not a log level" in capsys.readouterr().err

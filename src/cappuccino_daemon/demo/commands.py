@@ -34,8 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="cap PPO updates per trial; when the cap, not the clock, ends training the run is reproducible",
     )
-    p.add_argument("--log-level", default="INFO", help="log level (default: INFO)")
+    p.add_argument("--log-level", type=_log_level, default="INFO", help="log level (default: INFO)")
     p.set_defaults(handler=_run_demo)
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log level; use DEBUG, INFO, WARNING or ERROR")
+    return level
 
 
 def _positive_int(text: str) -> int:
@@ -63,7 +70,16 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--dir {out_dir} exists and is not a folder. Fix: pass another --dir, e.g. --dir demo."
         )
-    from cappuccino_daemon.demo.layout import BEST_LINK
+    from cappuccino_daemon.demo.layout import BEST_LINK, DB_RELPATH, TRIALS_RELDIR
+
+    try:  # fail before training, not after: every folder the study writes must be creatable
+        for folder in (out_dir / DB_RELPATH.parent, out_dir / TRIALS_RELDIR):
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"--dir {out_dir}: cannot create the demo folders there ({exc.strerror or exc}: "
+            f"{exc.filename or out_dir}). Fix: pass a writable --dir, e.g. --dir demo."
+        ) from None
 
     link = out_dir / BEST_LINK
     if link.exists() and not link.is_symlink():

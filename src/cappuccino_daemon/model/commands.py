@@ -13,6 +13,16 @@ def _tickers(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -34,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p = sub.add_parser("trials", help="Best COMPLETE trials of an Optuna DB, categoricals decoded.")
     p.add_argument("--db", type=Path, required=True, help="Optuna SQLite file.")
     p.add_argument("--study", default=None, help="Only this study.")
-    p.add_argument("--top", type=int, default=10, help="Trials per study (default 10).")
+    p.add_argument("--top", type=_positive_int, default=10, help="Trials per study (default 10).")
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--results-dir",
@@ -123,7 +133,7 @@ def _run_trials(args: argparse.Namespace) -> int:
 
     results = args.results_dir or args.db.resolve().parent.parent / "train_results"
     with open_db(args.db) as conn:
-        trials = best_trials(conn, study=args.study, top=max(1, args.top))
+        trials = best_trials(conn, study=args.study, top=args.top)
     key_params = (
         "net_dimension", "lookback", "batch_size", "learning_rate", "norm_action", "use_lr_schedule",
     )  # fmt: skip

@@ -8,6 +8,7 @@ is a refusal naming the exact ``trial-metadata`` command to run.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -151,6 +152,13 @@ def _check_manifest(info: CheckpointInfo, m: Manifest, lookback: int, model_dir:
             problems.append(f"{name} {got} (checkpoint: {want})")
     if len(m.features) * m.lookback * len(m.tickers) + 1 + len(m.tickers) != info.state_dim:
         problems.append(f"{len(m.features)} features do not fit state_dim {info.state_dim}")
+    if len(set(m.tickers)) != len(m.tickers):
+        problems.append(f"tickers {', '.join(m.tickers)} name a ticker twice")
+    numbers = {f"normalisation.{k}": v for k, v in m.normalisation.model_dump().items()}
+    numbers["env_profile.initial_capital"] = m.env_profile.initial_capital
+    bad = [k for k, v in numbers.items() if not (math.isfinite(v) and v > 0)]
+    if bad:
+        problems.append(f"{', '.join(bad)} must be positive finite numbers")
     if problems:
         raise ConfigError(
             f"{model_dir / MANIFEST_FILE} does not describe {info.path}: {'; '.join(problems)}. "

@@ -8,6 +8,7 @@ limits list (``LIMITS[:n] * 1.1``), whatever the ticker names are (fixtures READ
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,7 +71,9 @@ def get_profile(
     else:
         raise ConfigError(f"Unknown environment profile {name!r}; choose one of: {', '.join(PROFILE_NAMES)}.")
     if capital is not None:
-        if capital <= 0:
-            raise ConfigError(f"Capital must be positive, got {capital}.")
+        if not (math.isfinite(capital) and capital > 0):
+            raise ConfigError(
+                f"--capital must be a positive number of USD, got {capital}; e.g. --capital 1000."
+            )
         profile = EnvProfile(**{**profile.__dict__, "initial_capital": float(capital)})
     return profile

@@ -125,6 +125,11 @@ def trial_from_best_trial(model_dir: Path) -> TrialData:
     )  # fmt: skip
 
 
+def _label(trial: TrialData) -> str:
+    study = f"study {trial.study}" if trial.study else "unknown study"
+    return f"#{trial.number} of {study} (trial_id {trial.trial_id})"
+
+
 def _check_shapes(trial: TrialData, info: CheckpointInfo, lookback: int, force: bool) -> list[str]:
     problems = []
     p_net, p_lb = trial.params.get("net_dimension"), trial.params.get("lookback")
@@ -134,7 +139,7 @@ def _check_shapes(trial: TrialData, info: CheckpointInfo, lookback: int, force: 
         problems.append(f"params lookback {p_lb} but state_dim {info.state_dim} implies lookback {lookback}")
     if problems and not force:
         raise ConfigError(
-            f"Trial {trial.study} #{trial.number} (trial_id {trial.trial_id}) does not describe {info.path}: "
+            f"Trial {_label(trial)} does not describe {info.path}: "
             f"{'; '.join(problems)}. It is probably another study's trial with the same number. Fix: "
             "pick the right one with --study/--number (see `cappuccino-paper trials --db ...`), or pass "
             "--force to pin these params anyway (the mismatch is recorded as a note)."
@@ -178,6 +183,11 @@ def build_manifest(
                 f"--tickers lists {len(chosen)} symbols but the model has {n} actions. Fix: pass exactly {n} "
                 "tickers in the order of the training arrays (alphabetical for Cappuccino/FinRL_Crypto)."
             )
+        if len(set(chosen)) != len(chosen):
+            raise ConfigError(
+                f"--tickers {','.join(chosen)} names a ticker twice; the state has one slot per ticker. Fix: "
+                f"pass {n} different symbols in training (alphabetical) order."
+            )
         if chosen != sorted(chosen):
             notes.append(f"tickers pinned in the given non-alphabetical order {', '.join(chosen)}")
     elif n == len(DEFAULT_TRAINING_TICKERS):
@@ -188,7 +198,7 @@ def build_manifest(
             f"The model trades {n} tickers and the trial does not record which. Fix: add --tickers with "
             f"exactly {n} symbols in training (alphabetical) order, e.g. --tickers BTC,ETH,LTC."
         )
-    norms, norm_notes = decode_norms(params, f"trial {trial.study} #{trial.number}")
+    norms, norm_notes = decode_norms(params, f"trial {_label(trial)}")
     notes += norm_notes
     timeframe, tf_notes = timeframe_from(
         output_dir, trial.user_attrs.get("timeframe"), params.get("timeframe")
@@ -270,7 +280,11 @@ def write_trial_metadata(
 ) -> tuple[Path, Manifest]:
     """Resolve the trial, check it against actor.pth, write the manifest (+ best_trial). Returns both."""
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConfigError(
+            f"--output-dir {output_dir} is a file. Fix: pass the trial folder that holds actor.pth, e.g. "
+            "--output-dir train_results/cwd_tests/trial_12_1h."
+        )
     info = read_checkpoint(output_dir) if (output_dir / ACTOR_FILE).exists() else None
     if info is None:
         log.warning("trial_metadata_unpinned", output_dir=str(output_dir), reason="actor.pth missing")
@@ -284,9 +298,16 @@ def write_trial_metadata(
     manifest = build_manifest(
         trial, output_dir, info=info, tickers=tickers, profile=profile, capital=capital, db=db, force=force
     )
-    path = write_manifest(output_dir, manifest)
-    if write_pickle:
-        atomic_write_bytes(output_dir / BEST_TRIAL_FILE, legacy_pickle_bytes(trial, output_dir.name))
+    try:  # only now, so that a refused trial never leaves a stray folder behind
+        output_dir.mkdir(parents=True, exist_ok=True)
+        path = write_manifest(output_dir, manifest)
+        if write_pickle:
+            atomic_write_bytes(output_dir / BEST_TRIAL_FILE, legacy_pickle_bytes(trial, output_dir.name))
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot write the trial metadata into {output_dir} ({exc.strerror or exc}). Fix: pass a "
+            "writable --output-dir (the trial folder that holds actor.pth)."
+        ) from None
     log.info(
         "trial_metadata_written",
         manifest=str(path),

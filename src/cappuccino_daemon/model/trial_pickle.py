@@ -86,6 +86,29 @@ def _inert_class(module: str, name: str) -> type[_Inert]:
     return type(name, (_Inert,), {"qualified": f"{module}.{name}"})
 
 
+class _Sealed:
+    """Wraps an admitted Python function so a pickle's BUILD opcode cannot rewrite its attributes.
+
+    ``BUILD`` on a plain function would ``setattr`` into it (``__name__``, ``__defaults__``...) and the
+    change would outlive this load. Through the wrapper, ``BUILD`` is refused like any other misuse.
+    """
+
+    __slots__ = ("_fn",)
+    _fn: Any
+
+    def __init__(self, fn: Any) -> None:
+        object.__setattr__(self, "_fn", fn)
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn(*args)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise pickle.UnpicklingError(f"refused attribute assignment on {self._fn.__name__}")
+
+    def __setstate__(self, state: Any) -> None:
+        raise pickle.UnpicklingError(f"refused BUILD on {self._fn.__name__}")
+
+
 def _safe_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     """Protocol 0/1 ``copyreg._reconstructor``, limited to our inert stand-ins."""
     if not (isinstance(cls, type) and issubclass(cls, _Inert)) or base is not object or state is not None:
@@ -98,6 +121,10 @@ def _latin1_encode(text: Any, encoding: str = "utf-8") -> bytes:
     if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
         raise pickle.UnpicklingError("refused _codecs.encode with a non-latin1 codec")
     return text.encode("latin1")
+
+
+_SEALED_RECONSTRUCTOR = _Sealed(_safe_reconstructor)
+_SEALED_LATIN1_ENCODE = _Sealed(_latin1_encode)
 
 
 def admitted_globals() -> list[str]:
@@ -124,9 +151,9 @@ class RestrictedTrialUnpickler(pickle.Unpickler):
         if key in _REAL:
             return _REAL[key]
         if key == ("copyreg", "_reconstructor"):
-            return _safe_reconstructor
+            return _SEALED_RECONSTRUCTOR
         if key == ("_codecs", "encode"):
-            return _latin1_encode
+            return _SEALED_LATIN1_ENCODE
         if (
             key in _TRIAL_CLASSES
             or key in _STATE_CLASSES
@@ -236,8 +263,29 @@ def _to_record(obj: Any, path: Path) -> TrialRecord:
     )
 
 
+def _regen_fix(path: Path) -> str:
+    return (
+        "Fix: regenerate it with `cappuccino-paper trial-metadata --study STUDY --number N --output-dir "
+        f"{path.parent} --db databases/optuna_cappuccino.db`."
+    )
+
+
 def loads_trial(data: bytes, path: Path = Path("<bytes>")) -> TrialRecord:
-    """Decode pickle bytes through the restricted unpickler."""
+    """Decode pickle bytes through the restricted unpickler; any failure is one ConfigError."""
+    obj = _load_restricted(data, path)
+    try:
+        return _to_record(obj, path)
+    except ConfigError:
+        raise
+    except (RecursionError, ValueError, TypeError, OverflowError, AttributeError) as exc:
+        # Self-referencing or absurdly nested containers, values of the wrong type (``_values = "x"``).
+        raise ConfigError(
+            f"{path} holds an Optuna FrozenTrial whose fields cannot be read ({type(exc).__name__}: "
+            f"{str(exc)[:120]}). {_regen_fix(path)}"
+        ) from None
+
+
+def _load_restricted(data: bytes, path: Path) -> Any:
     try:
         obj = RestrictedTrialUnpickler(io.BytesIO(data)).load()
     except pickle.UnpicklingError as exc:
@@ -254,13 +302,12 @@ def loads_trial(data: bytes, path: Path = Path("<bytes>")) -> TrialRecord:
             f"trial-metadata --study STUDY --number N --output-dir {path.parent} --db "
             "databases/optuna_cappuccino.db`."
         ) from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
+    except Exception as exc:  # untrusted bytes: EOF, bad opcodes, OverflowError from timedelta(...), ...
         raise ConfigError(
-            f"{path} is truncated or not a valid pickle ({type(exc).__name__}: {str(exc)[:120]}). Fix: "
-            "regenerate it with `cappuccino-paper trial-metadata --study STUDY --number N --output-dir "
-            f"{path.parent} --db databases/optuna_cappuccino.db`."
+            f"{path} is truncated or not a valid pickle ({type(exc).__name__}: {str(exc)[:120]}). "
+            f"{_regen_fix(path)}"
         ) from None
-    return _to_record(obj, path)
+    return obj
 
 
 def read_best_trial(path: Path) -> TrialRecord:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cappuccino_daemon.atomic import atomic_write_bytes
+from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.ops.series import RunSeries, Trade
 
 MAX_TICKER_PANELS = 12
@@ -81,5 +82,11 @@ def render_report(series: RunSeries, out: Path, dpi: int = 100) -> Path:
         fig.savefig(buffer, format="png", dpi=dpi)
     finally:
         plt.close(fig)
-    atomic_write_bytes(out, buffer.getvalue())
+    try:
+        atomic_write_bytes(out, buffer.getvalue())
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot write the report to {out} ({exc.strerror or exc}). Fix: pass --out with a writable "
+            "file path, e.g. --out run.png."
+        ) from None
     return out

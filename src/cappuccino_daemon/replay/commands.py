@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+
+
+def log_level(text: str) -> str:
+    """argparse type: a logging level name (a typo is a usage error, not a traceback)."""
+    level = text.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log level; use DEBUG, INFO, WARNING or ERROR")
+    return level
 
 
 def _tickers(values: list[str] | None) -> list[str] | None:
@@ -36,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--norm-action", type=float, help="override norm_action (research only: rescales the policy)"
     )
     p.add_argument("--out", type=Path, required=True, help="output .jsonl")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", type=log_level, default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     p.set_defaults(handler=_run_replay)
 
 
@@ -52,6 +61,12 @@ def _run_replay(args: argparse.Namespace) -> int:
     configure_logging(level=args.log_level)
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be at least 1, got {args.steps}.")
+    if args.norm_action is not None and not (math.isfinite(args.norm_action) and args.norm_action > 0):
+        raise ConfigError(
+            f"--norm-action must be a positive number, got {args.norm_action} (zero never trades, a negative "
+            "value inverts every decision). Fix: drop the flag to use the trial's value, or pass e.g. "
+            "--norm-action 1000."
+        )
     start = runner.parse_time(args.start, "--start")
     end = runner.parse_time(args.end, "--end")
     spec = load_model_spec(args.model_dir, _tickers(args.tickers))

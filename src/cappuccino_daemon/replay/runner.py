@@ -9,6 +9,7 @@ crash never leaves a truncated replay that looks complete.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -77,8 +78,10 @@ def resolve_profile(spec: ModelSpec, name: str | None, capital: float | None) ->
 
         return get_profile(name, spec.n_tickers, spec.params, capital=capital)
     if capital is not None:
-        if capital <= 0:
-            raise ConfigError(f"--capital must be positive, got {capital}.")
+        if not (math.isfinite(capital) and capital > 0):
+            raise ConfigError(
+                f"--capital must be a positive number of USD, got {capital}; e.g. --capital 1000."
+            )
         return replace(spec.profile, initial_capital=float(capital))
     return spec.profile
 
@@ -102,8 +105,18 @@ def replay_to_jsonl(
         log.warning("replay_warning", warning=w)
     summary = SummaryBuilder(spec, profile, norms, episode, matrix)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out} is a folder. Fix: pass a file path, e.g. --out {out / 'replay.jsonl'}."
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot write the replay to {out} ({exc.strerror or exc}). Fix: pass --out with a file path "
+            "in a writable folder, e.g. --out replay.jsonl."
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for d in run_replay(matrix, policy, spec.lookback, norms, profile, episode, max_steps):

@@ -95,6 +95,7 @@ def build_loop(
     stop: threading.Event | None = None,
 ) -> WorkerLoop:
     clock = clock or SystemClock()
+    stop = stop or threading.Event()  # shared: SIGTERM stops the loop and cuts a cycle's waits short
     timeframe = timeframe_delta(spec.timeframe)
     journal = Journal(journal_path(opts, spec))
     executor = Executor(
@@ -105,6 +106,7 @@ def build_loop(
         profile=spec.profile,
         clock=clock,
         fill_timeout_s=opts.fill_timeout_s,
+        stop=stop,
     )
     config = CycleConfig(
         timeframe=timeframe,

@@ -183,6 +183,9 @@ class Cycle:
     ) -> CycleOutcome:
         started = self._t0
         report = self.executor.execute(bar, lines, prices)
+        if report.stopped:
+            message = "stopped at a safe point mid-cycle; the restarted worker finishes or reconciles it"
+            return CycleOutcome("refused", bar, message=message, report=report)
         bar_close = bar + self.config.timeframe
         sent = report.last_submit_mono if report.last_submit_mono is not None else self.clock.monotonic()
         lag = (now - bar_close).total_seconds() + (sent - started)

@@ -8,6 +8,9 @@ Rules (each one is a lesson from freqtrade/nautilus, daemon_practice.md §3-§5)
   id, so the broker itself refuses a duplicate (422 → we look it up and adopt it).
 - Sells first; buys only once every sell is final (bounded wait), sized against the virtual cash the
   sells actually produced.
+- A stop request (SIGTERM) is honoured at the next safe point: no new order is sent and no fill is
+  waited for any more; the cycle stays ``executing`` so the restarted worker finishes it (same bar) or
+  reconciles it (later bar). A submit and its journal entry are never separated.
 - Quantities are floored onto the asset's ``min_trade_increment``; below ``min_order_size`` (or
   Alpaca's $10 minimum notional for buys) the order is dropped and the drop journaled. Sells are
   sized from the broker's actual position (Alpaca takes its fee in the received coin). Long only.
@@ -15,6 +18,7 @@ Rules (each one is a lesson from freqtrade/nautilus, daemon_practice.md §3-§5)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,6 +81,7 @@ class ExecutionReport:
     dropped: int = 0
     unresolved: int = 0
     buys_skipped: bool = False
+    stopped: bool = False  # a stop request cut the cycle short at a safe point
     last_submit_mono: float | None = None
 
 
@@ -93,6 +98,7 @@ class Executor:
         fill_timeout_s: float = 30.0,
         poll_s: float = 0.25,
         max_submit_attempts: int = 3,
+        stop: threading.Event | None = None,
     ) -> None:
         self.broker = broker
         self.journal = journal
@@ -103,6 +109,7 @@ class Executor:
         self.fill_timeout_s = fill_timeout_s
         self.poll_s = poll_s
         self.max_submit_attempts = max_submit_attempts
+        self.stop = stop or threading.Event()
         self._assets: dict[str, Asset] | None = None
 
     # -- broker facts -----------------------------------------------------------------------------
@@ -257,7 +264,7 @@ class Executor:
                 intent = self.settle(intent, snap) if snap.status != "submitted" else intent
                 if intent.is_open:
                     still_open.append(intent)
-            if not still_open or self.clock.monotonic() >= deadline:
+            if not still_open or self.clock.monotonic() >= deadline or self.stop.is_set():
                 return still_open
             self.clock.sleep(self.poll_s)
 
@@ -344,6 +351,9 @@ class Executor:
             symbol = self.tickers[line.index]
             coid = client_order_id(self.model_id, bar_time, symbol, "sell")
             intent = self.journal.get_intent(coid)
+            if self.stop.is_set() and (intent is None or intent.attempts == 0):
+                report.stopped = True  # safe point: nothing of this order has left the process
+                break
             if intent is None:
                 pos = positions.get(symbol)
                 sized = self.size_sell(bar_time, line, pos.qty_available if pos else Decimal(0))
@@ -354,6 +364,10 @@ class Executor:
             self.submit(intent, report)
             sell_ids.append(coid)
         open_sells = self.await_final(sell_ids) if sell_ids else []
+        if report.stopped or self.stop.is_set():
+            report.stopped = True
+            log.warning("cycle_paused", bar=bar_time.isoformat(), at="sells", reason="stop requested")
+            return report
         if open_sells:
             report.buys_skipped = bool(buys)
             report.unresolved = len(open_sells)
@@ -371,6 +385,9 @@ class Executor:
             coid = client_order_id(self.model_id, bar_time, symbol, "buy")
             intent = self.journal.get_intent(coid)
             price = float(prices[line.index])
+            if self.stop.is_set() and (intent is None or intent.attempts == 0):
+                report.stopped = True
+                break
             if intent is None:
                 sized = self.size_buy(bar_time, line, price, cash, broker_cash)
                 intent = self._intent_for(bar_time, line, price, sized)
@@ -384,6 +401,10 @@ class Executor:
             self.submit(intent, report)
             buy_ids.append(coid)
         open_buys = self.await_final(buy_ids) if buy_ids else []
+        if report.stopped or (open_buys and self.stop.is_set()):
+            report.stopped = True
+            log.warning("cycle_paused", bar=bar_time.isoformat(), at="buys", reason="stop requested")
+            return report
         report.unresolved = len(open_buys)
         report.filled = sum(1 for i in self.journal.intents(bar_time) if i.status == "filled")
         return report

@@ -126,7 +126,9 @@ class WorkerLoop:
             bar = self.cycle.expected_bar(broker_now)
             if bar != self._reconciled_for:
                 existing = self.cycle.journal.get_cycle(bar)
-                if existing is None or existing.status == "executing":
+                # Always at start (even if this bar was decided before a restart), then once per bar.
+                first = self._reconciled_for is None
+                if first or existing is None or existing.status == "executing":
                     self._set_phase("RECONCILING")
                     self.reconcile_now(broker_now)
             self._set_phase("TRADING")

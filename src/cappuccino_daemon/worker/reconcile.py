@@ -16,7 +16,11 @@ Rules:
 4. Positions: a virtual holding above the broker position is clamped to the broker's (Alpaca's fee is
    taken in the coin, and a broker reset must not leave us selling what we do not own); within
    ``fee_tolerance`` this is routine (info), beyond it a warning. A broker position above the virtual
-   holding is someone else's coin: we never trade it (info).
+   holding is someone else's coin: we never trade it (info). A symbol that still has an open intent
+   (its lookup failed, or the order is still working) is not clamped this time: the broker position
+   may already hold a fill the journal has not booked, and clamping first would book the sell's coins
+   away without its cash (the later fill then finds no virtual holding to sell). It is journaled as
+   ``position_check_deferred`` and checked again at the next reconciliation.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class ReconcileReport:
     canceled_foreign: list[str] = field(default_factory=list)
     clamped: dict[str, tuple[float, float]] = field(default_factory=dict)
     external: dict[str, tuple[float, float]] = field(default_factory=dict)
+    deferred: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -64,13 +69,15 @@ def reconcile(
     _resolve_intents(broker, journal, executor, current_bar, report)
     executor.book_pending_fills()
     _foreign_orders(broker, journal, model_id, report)
-    _positions(broker, journal, tickers, capital, fee_tolerance, report)
+    unsettled = {intent.symbol for intent in journal.open_intents()}
+    _positions(broker, journal, tickers, capital, fee_tolerance, report, unsettled)
     log.info(
         "reconciled",
         resolved=len(report.resolved),
         lost=report.lost,
         canceled_unknown=report.canceled_foreign,
         clamped={k: list(v) for k, v in report.clamped.items()},
+        deferred=report.deferred,
     )
     return report
 
@@ -162,6 +169,7 @@ def _positions(
     capital: float,
     fee_tolerance: float,
     report: ReconcileReport,
+    unsettled: set[str],
 ) -> None:
     positions = broker.get_positions()
     account = load_account(journal, capital, len(tickers))
@@ -170,7 +178,19 @@ def _positions(
         virtual = float(account.holdings[index])
         pos = positions.get(symbol)
         broker_qty = float(pos.qty) if pos is not None else 0.0
-        if virtual - broker_qty > max(1e-9, virtual * 1e-6):  # beyond float32/decimal rounding
+        if virtual - broker_qty > max(1e-9, virtual * 1e-6) and symbol in unsettled:
+            log.warning(
+                "position_check_deferred",
+                symbol=symbol,
+                virtual=virtual,
+                broker=broker_qty,
+                rule="an order of this symbol is not settled yet; clamp only after it is booked",
+            )
+            journal.record_event(
+                "position_check_deferred", None, {"symbol": symbol, "virtual": virtual, "broker": broker_qty}
+            )
+            report.deferred.append(symbol)
+        elif virtual - broker_qty > max(1e-9, virtual * 1e-6):  # beyond float32/decimal rounding
             drift = (virtual - broker_qty) / virtual
             level = log.info if drift <= fee_tolerance else log.warning
             level(
