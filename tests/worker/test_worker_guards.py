@@ -18,6 +18,7 @@ from worker_support import TICKERS, Model, all_orders, broker_for
 from cappuccino_daemon.broker.alpaca import AlpacaBroker
 from cappuccino_daemon.clock import FakeClock
 from cappuccino_daemon.emulator.testing import EmulatorThread
+from cappuccino_daemon.errors import BrokerRejectedError
 from cappuccino_daemon.heartbeat import read_heartbeat
 from cappuccino_daemon.worker.build import WorkerOptions, build_loop, history_bars
 from cappuccino_daemon.worker.loop import WorkerLoop
@@ -152,3 +153,37 @@ def test_sigterm_stops_cleanly(tmp_path: Path, trial7: Model) -> None:
     hb = read_heartbeat(tmp_path / "heartbeat.json")
     assert hb is not None and hb.phase == "STOPPING" and hb.cycles == 1
     assert json.loads((tmp_path / "heartbeat.json").read_text())["positions"].keys() == set(TICKERS)
+
+
+@dataclass
+class RefusingReads:
+    """The real adapter, except that bar requests come back as a 4xx the broker will keep refusing."""
+
+    inner: AlpacaBroker
+    refuse: bool = True
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def get_bars(
+        self, symbols: list[str], timeframe: timedelta, start: datetime, end: datetime
+    ) -> dict[str, pd.DataFrame]:
+        if self.refuse:
+            raise BrokerRejectedError("get_bars: 422 invalid symbol", status_code=422)
+        return self.inner.get_bars(symbols, timeframe, start, end)
+
+
+def test_a_refused_read_keeps_the_worker_alive_and_trades_nothing(
+    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+) -> None:
+    """A 4xx on a read is reported every poll (heartbeat goes on); trading resumes when it clears."""
+    emulator.advance(10)
+    broker = RefusingReads(broker_for(emulator))
+    loop = loop_with(tmp_path, trial7, broker)
+    outcome = loop.step()
+    assert outcome.kind == "refused" and "refused" in outcome.message
+    heartbeat = read_heartbeat(tmp_path / "heartbeat.json")
+    assert heartbeat is not None and "422" in heartbeat.message
+    assert all_orders(emulator) == []
+    broker.refuse = False
+    assert loop.step().kind == "traded"

@@ -15,8 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model-dir", type=Path, help="trial folder with actor.pth (default: [model] dir)")
     p.add_argument("--tickers", nargs="+", help="tickers (space or comma separated); the model's order wins")
-    p.add_argument("--poll-interval", type=float, help="seconds between polls at most (default 60)")
-    p.add_argument("--history-hours", type=int, help="indicator history (raised to 300 bars if smaller)")
+    p.add_argument("--poll-interval", type=_positive, help="seconds between polls at most (default 60)")
+    p.add_argument(
+        "--history-hours", type=_positive_int, help="indicator history (raised to 300 bars if smaller)"
+    )
     p.add_argument("--config", type=Path, help="daemon TOML (default config/daemon.toml when present)")
     p.add_argument("--heartbeat-file", type=Path, help="default <paths.state>/heartbeat.json")
     p.add_argument("--broker-url", help="trading API base URL (data too for the emulator)")
@@ -26,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--journal", type=Path, help="journal SQLite file (default <state>/journal/<model>.sqlite)"
     )
-    p.add_argument("--max-cycles", type=int, help="stop after N processed bars (tests, demos)")
+    p.add_argument("--max-cycles", type=_positive_int, help="stop after N processed bars (tests, demos)")
     p.add_argument(
         "--max-clock-skew",
         type=float,
@@ -34,9 +36,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "alpaca-paper; off for the emulator, whose clock is simulated)",
     )
     p.add_argument("--grace", type=float, help="seconds after a bar close before it counts as complete")
-    p.add_argument("--fill-timeout", type=float, help="bounded wait for fills in seconds (default 30)")
+    p.add_argument("--fill-timeout", type=_positive, help="bounded wait for fills in seconds (default 30)")
     p.add_argument("--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(handler=_run_worker)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def _split_tickers(values: list[str] | None) -> tuple[str, ...] | None:

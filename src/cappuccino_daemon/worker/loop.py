@@ -17,12 +17,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
-from cappuccino_daemon.errors import InvariantViolation, StaleDataError, TransientBrokerError
+from cappuccino_daemon.errors import (
+    BrokerRejectedError,
+    InvariantViolation,
+    StaleDataError,
+    TransientBrokerError,
+)
 from cappuccino_daemon.heartbeat import Heartbeat, write_heartbeat
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
 from cappuccino_daemon.worker.metrics import WorkerMetrics
+from cappuccino_daemon.worker.pace import BrokerClockRate
 from cappuccino_daemon.worker.reconcile import reconcile
 
 log = get_logger(__name__)
@@ -50,6 +56,7 @@ class WorkerLoop:
     ) -> None:
         self.cycle = cycle
         self.metrics = metrics or WorkerMetrics()  # a no-op unless [metrics] enabled = true
+        self.pace = BrokerClockRate()
         self.heartbeat_file = heartbeat_file
         self.poll_interval_s = poll_interval_s
         self.max_cycles = max_cycles
@@ -123,6 +130,7 @@ class WorkerLoop:
         """One poll: reconcile if a new bar is due, run the cycle, publish the heartbeat."""
         try:
             broker_now = self.cycle.broker_now()
+            self.pace.observe(self.cycle.clock.monotonic(), broker_now)
             bar = self.cycle.expected_bar(broker_now)
             if bar != self._reconciled_for:
                 existing = self.cycle.journal.get_cycle(bar)
@@ -139,6 +147,11 @@ class WorkerLoop:
         except TransientBrokerError as exc:
             log.warning("broker_unavailable", error=str(exc))
             outcome = CycleOutcome("refused", message=f"broker unavailable: {exc}")
+        except BrokerRejectedError as exc:
+            # A read the broker refuses (4xx other than auth) will not fix itself by crashing; keep the
+            # heartbeat going, say it every poll, trade nothing until it clears.
+            log.error("broker_rejected_read", error=str(exc), status=exc.status_code)
+            outcome = CycleOutcome("refused", message=f"broker refused a request: {exc}")
         except StaleDataError as exc:
             log.warning("stale_data_refused", error=str(exc))
             outcome = CycleOutcome("refused", message=str(exc))
@@ -163,11 +176,14 @@ class WorkerLoop:
             return self.poll_interval_s
         try:
             now = self.cycle.broker.now()
+            self.pace.observe(self.cycle.clock.monotonic(), now)
         except TransientBrokerError:
             return self.poll_interval_s
         bar = self.cycle.expected_bar(now)
         due = bar + 2 * self.cycle.config.timeframe
-        wait = (due + timedelta(seconds=self.cycle.config.grace_s) - now).total_seconds()
+        wait = self.pace.wall_seconds(
+            (due + timedelta(seconds=self.cycle.config.grace_s) - now).total_seconds()
+        )
         return max(0.05, min(wait, self.poll_interval_s))
 
     def run(self) -> int:

@@ -39,6 +39,8 @@ from cappuccino_daemon.worker.ids import our_prefix
 
 log = get_logger(__name__)
 
+DUST_QTY = 1e-6  # coins; far below any Alpaca crypto min_order_size
+
 
 @dataclass
 class ReconcileReport:
@@ -210,7 +212,8 @@ def _positions(
             report.clamped[symbol] = (virtual, broker_qty)
         elif broker_qty > virtual * (1 + fee_tolerance) + float(Decimal("1e-9")):
             report.external[symbol] = (virtual, broker_qty)
-            log.info(
+            # Fee dust (a few 1e-8 coins) would repeat this line every bar; only real excess is news.
+            (log.info if broker_qty - virtual >= DUST_QTY else log.debug)(
                 "broker_holds_more",
                 symbol=symbol,
                 virtual=virtual,
