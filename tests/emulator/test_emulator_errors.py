@@ -180,6 +180,21 @@ def test_data_errors_have_no_code(emu: EmulatorThread, data: CryptoHistoricalDat
         timeout=10,
     )
     assert fine.status_code == 400 and "timeframe" in fine.json()["message"]
+    for outside_alpaca in ("7Day", "60Min", "24Hour", "2Week", "0Hour", "4Month"):
+        refused = requests.get(
+            f"{emu.base_url}/v1beta3/crypto/us/bars",
+            params={"symbols": "BTC/USD", "timeframe": outside_alpaca},
+            timeout=10,
+        )
+        assert refused.status_code == 400, outside_alpaca
+        assert refused.json() == {"message": f"invalid timeframe: {outside_alpaca!r}"}
+    for served in ("1Day", "1D", "2Hour", "1Week"):
+        ok = requests.get(
+            f"{emu.base_url}/v1beta3/crypto/us/bars",
+            params={"symbols": "BTC/USD", "timeframe": served},
+            timeout=10,
+        )
+        assert ok.status_code == 200, served
     unknown = requests.get(
         f"{emu.base_url}/v1beta3/crypto/us/latest/bars", params={"symbols": "DOGE/USD"}, timeout=10
     )

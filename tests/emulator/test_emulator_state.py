@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -105,6 +105,47 @@ def test_state_survives_kill_9(tmp_path: Path) -> None:
     with sqlite3.connect(state) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 2
+
+
+def test_ready_file_is_touched_while_serving(tmp_path: Path) -> None:
+    # The supervisor's liveness check for the embedded exchange: a frozen emulator stops touching it.
+    with emulator_process(tmp_path, "--speed", "0") as (proc, _url):
+        ready = next(tmp_path.glob("ready-*"))
+        first = ready.stat().st_mtime_ns
+        deadline = time.monotonic() + 5
+        while ready.stat().st_mtime_ns == first and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.stat().st_mtime_ns > first
+        os.kill(proc.pid, signal.SIGSTOP)
+        time.sleep(0.1)
+        frozen = ready.stat().st_mtime_ns
+        time.sleep(1.5)
+        assert ready.stat().st_mtime_ns == frozen
+        os.kill(proc.pid, signal.SIGCONT)
+
+
+def test_clock_never_goes_back_for_a_client_after_kill_9(tmp_path: Path) -> None:
+    # At speed 3600 one wall second is a simulated hour: the clock saved up to ~1 s before the kill
+    # trailed what the client had been shown, so a bar it saw closed would reopen after the restart.
+    state = tmp_path / "emulator.sqlite"
+    args = ("--synthetic", "3", "--start", "2024-03-01T00:00:00Z", "--speed", "3600", "--state", str(state))
+    with emulator_process(tmp_path, *args) as (proc, url):
+        time.sleep(1.5)
+        seen = datetime.fromisoformat(requests.get(f"{url}/admin/state", timeout=10).json()["now"])
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    with emulator_process(tmp_path, *args) as (proc, url):
+        resumed = datetime.fromisoformat(requests.get(f"{url}/admin/state", timeout=10).json()["now"])
+        assert resumed >= seen
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        store = StateStore(state)
+        stopped_at, clean = datetime.fromisoformat(store.get("clock")), store.get("clean_stop")
+        store.close()
+        assert clean is True
+    with emulator_process(tmp_path, *args) as (proc, url):
+        again = datetime.fromisoformat(requests.get(f"{url}/admin/state", timeout=10).json()["now"])
+        assert timedelta(0) <= again - stopped_at < timedelta(seconds=3600)  # clean stop: no margin added
 
 
 def test_state_refuses_another_market(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 Usage: fake_child.py EVENTS_FILE ROLE [--heartbeat-file F] [--ready-file F] [--script JSON]
 The script is a list of dicts, one per start (the last one repeats):
-  run_s: seconds before exiting (None: forever), exit: exit code, heartbeat: write heartbeats,
-  hb_every_s: heartbeat period, stderr: text to print on stderr before exiting,
+  run_s: seconds before exiting (None: forever), exit: exit code, heartbeat: write heartbeats (and
+  touch the ready file),
+  hb_every_s: heartbeat period, stdout/stderr: text to print there before exiting,
   term_delay_s: seconds to linger after SIGTERM before exiting 0, ignore_term: never exit on SIGTERM.
 Every start, heartbeat count, SIGTERM and exit is appended to EVENTS_FILE as a JSON line.
 """
@@ -67,7 +68,7 @@ def main() -> int:
     hb_every = float(step.get("hb_every_s", 0.1))
     started = time.monotonic()
     cycles = 0
-    last_hb = -1e9
+    last_hb = last_touch = -1e9
     while True:
         now = time.monotonic()
         lingered = now - term["at"] if term["at"] is not None else -1.0
@@ -76,6 +77,9 @@ def main() -> int:
             return 0
         if run_s is not None and now - started >= float(run_s):
             break
+        if args.ready_file and step.get("heartbeat", True) and now - last_touch >= hb_every:
+            last_touch = now
+            os.utime(args.ready_file)  # liveness, as the real emulator does while serving
         if args.heartbeat_file and step.get("heartbeat", True) and now - last_hb >= hb_every:
             cycles += 1
             last_hb = now
@@ -90,6 +94,8 @@ def main() -> int:
                 ),
             )
         time.sleep(0.01)
+    if step.get("stdout"):
+        print(step["stdout"])
     if step.get("stderr"):
         print(step["stderr"], file=sys.stderr)
     code = int(step.get("exit", 1))

@@ -284,3 +284,54 @@ def test_embedded_emulator_is_started_first_and_restarted(harness: Harness) -> N
     assert (
         json.loads((harness.state / "supervisor.json").read_text())["children"]["emulator"]["restarts"] == 1
     )
+
+
+def test_worker_given_up_runs_again_after_a_supervisor_restart(harness: Harness) -> None:
+    # The give-up message says "fix it, then restart"; the restarted supervisor must start the worker
+    # again instead of idling forever on the previous life's "given_up" (it did, with no error at all).
+    harness.write_config(worker=[{"run_s": 0.2, "exit": 78}, FOREVER])
+    assert harness.run_to_exit() == 78
+    assert harness.state_json()["children"]["worker"]["state"] == "given_up"
+    harness.start()
+    harness.wait_for(lambda: len(_starts(harness)) >= 2, timeout=8, message="worker started again")
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat")[1:], message="second worker running")
+    assert harness.logs("given_up_cleared")
+    assert harness.stop() == 0
+    assert harness.state_json()["children"]["worker"]["state"] == "stopped"
+
+
+def test_frozen_emulator_is_restarted_not_the_worker(harness: Harness) -> None:
+    harness.write_config(worker=[FOREVER], emulator=[FOREVER])
+    harness.start()
+    first = harness.wait_for(lambda: _starts(harness, "emulator"), message="emulator start")[0]
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    os.kill(first["pid"], signal.SIGSTOP)  # frozen: alive, port open, but its ready file stops moving
+    harness.wait_for(lambda: len(_starts(harness, "emulator")) >= 2, timeout=10, message="emulator restart")
+    hung = harness.logs("child_hung")
+    assert [h["child"] for h in hung] == ["emulator"] and hung[0]["heartbeat_silent_s"] > 1.0
+    assert len(_starts(harness, "worker")) == 1
+    assert harness.stop() == 0
+    assert harness.state_json()["children"]["emulator"]["hang_kills"] == 1
+
+
+def test_previous_unclean_supervisor_is_reported(harness: Harness) -> None:
+    harness.write_config(worker=[FOREVER])
+    first = harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    harness.kill()
+    harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat")[1:], message="worker running again")
+    unclean = harness.logs("previous_supervisor_unclean")
+    assert len(unclean) == 1 and unclean[0]["pid"] == first.pid
+    assert harness.stop() == 0
+
+
+def test_validate_summary_is_logged_not_leaked_to_stdout(harness: Harness) -> None:
+    summary = "OK trial_7_1h: ppo 128/239/7, lookback 3"
+    harness.write_config(worker=[FOREVER], validate=[{"run_s": 0, "exit": 0, "stdout": summary}])
+    harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    assert harness.stop() == 0
+    assert harness.logs("validate_ok")[0]["summary"] == summary
+    raw = [line for line in harness.log_path.read_text().splitlines() if not line.startswith("{")]
+    assert raw == []  # journald sees one JSON object per line, nothing else

@@ -75,6 +75,13 @@ def test_state_round_trip(tmp_path: Path) -> None:
         "\x00\x00garbage",
         '{"version": 99}',  # unknown schema
         '{"version": 1, "children": {"worker": {"name": "worker", "restarts": "many"}}}',  # wrong type
+        # Valid JSON with wrong types used to crash the loop (pid into os.kill, naive datetime math):
+        '{"version": 1, "children": {"worker": {"name": "worker", "pid": "12x"}}}',
+        '{"version": 1, "children": {"worker": {"name": "worker", "pid": -1}}}',
+        '{"version": 1, "children": {"worker": {"name": "worker", "state": 3}}}',
+        '{"version": 1, "children": {"worker": {"name": "worker", "consecutive_failures": 2, "backoff_s": 5,'
+        ' "next_start_at": "2026-01-01T00:00:00"}}}',
+        '{"version": 1, "supervisor_pid": "me", "children": {}}',
         "[1, 2, 3]",
     ],
 )
@@ -88,6 +95,16 @@ def test_corrupt_state_is_moved_aside_and_rebuilt(tmp_path: Path, content: str) 
     assert not store.path.exists()
     store.save(state, NOW)
     assert json.loads(store.path.read_text())["version"] == 1
+
+
+def test_unusable_state_paths_are_one_paragraph_config_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="must be writable"):
+        InstanceLock(blocker / "state").acquire()
+    (tmp_path / "supervisor.json").mkdir()  # e.g. a botched volume mount
+    with pytest.raises(ConfigError, match="Cannot read the supervisor state file"):
+        StateStore(tmp_path).load(NOW)
 
 
 def test_lock_refuses_a_second_holder_in_another_process(tmp_path: Path) -> None:

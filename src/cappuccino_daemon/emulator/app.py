@@ -6,10 +6,13 @@ Slash redirects are off (the SDK never follows redirects); unknown paths answer 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -127,6 +130,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response({"code": status * 100000, "message": "request failed"}, status)
 
 
+def touch_ready_file(path: Path | None) -> None:
+    """Liveness for the supervisor: the ready file's mtime advances while this event loop runs."""
+    if path is not None:
+        with contextlib.suppress(OSError):  # not written yet (before startup) or removed
+            os.utime(path)
+
+
 def build_app(exchange: Exchange, checkpoint_interval_s: float = 1.0) -> tuple[Starlette, Context]:
     from cappuccino_daemon.emulator import routes_admin, routes_data, routes_trading
 
@@ -141,6 +151,7 @@ def build_app(exchange: Exchange, checkpoint_interval_s: float = 1.0) -> tuple[S
                     exchange.checkpoint()
                 except Exception as exc:  # keep serving; the next request will surface it
                     log.error("emulator_checkpoint_failed", error=repr(exc))
+                touch_ready_file(exchange.options.ready_file)
 
         task = asyncio.create_task(checkpoints())
         try:

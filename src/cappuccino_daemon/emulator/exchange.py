@@ -25,6 +25,10 @@ from cappuccino_daemon.logsetup import get_logger
 log = get_logger(__name__)
 T = TypeVar("T")
 CLOCK_SAVE_INTERVAL_S = 1.0
+# After a crash the saved clock may trail what clients were already shown by up to about two save
+# intervals (checkpoint period + "due" check). Resuming that far ahead keeps the clock monotonic for
+# them: a bar they saw closed never reopens. A clean stop saves the exact time and resumes from it.
+UNCLEAN_RESUME_MARGIN_S = 3 * CLOCK_SAVE_INTERVAL_S
 
 
 def floor_hour(when: datetime) -> datetime:
@@ -36,6 +40,12 @@ def _build_market(options: EmulatorOptions, store: StateStore | None) -> tuple[M
     """The market and the simulated start time, honouring what a state file already recorded."""
     saved_market: dict[str, Any] | None = store.get("market") if store else None
     saved_clock = store.clock() if store else None
+    if store is not None and saved_clock is not None and store.get("clean_stop") is not True:
+        margin = timedelta(seconds=UNCLEAN_RESUME_MARGIN_S * options.speed)
+        log.info(
+            "emulator_unclean_resume", saved_clock=saved_clock.isoformat(), margin_s=margin.total_seconds()
+        )
+        saved_clock += margin
     if options.bars_dir is not None:
         market = Market.from_bars_dir(options.bars_dir)
         identity: dict[str, Any] = {"kind": "bars", "dir": str(options.bars_dir.resolve())}
@@ -125,7 +135,7 @@ class Exchange:
         """Periodic: fills due by time alone happen and the clock is saved even without requests."""
         self.transact(lambda now: None)
 
-    def _commit(self, now: datetime, force: bool = False) -> None:
+    def _commit(self, now: datetime, force: bool = False, clean_stop: bool = False) -> None:
         if self.store is None:
             self.engine.dirty.clear()
             return
@@ -133,7 +143,7 @@ class Exchange:
         clock_due = self._wall() - self._clock_saved_at >= CLOCK_SAVE_INTERVAL_S
         if not (engine.dirty or engine.dirty_account or clock_due or force):
             return
-        values: dict[str, Any] = {"clock": now.isoformat()}
+        values: dict[str, Any] = {"clock": now.isoformat(), "clean_stop": clean_stop}
         if engine.dirty or engine.dirty_account:
             values["account"] = engine.export_account()
         orders = [engine.orders[i] for i in sorted(engine.dirty) if i in engine.orders]
@@ -145,6 +155,6 @@ class Exchange:
     def close(self) -> None:
         with self.lock:
             if self.store is not None:
-                self._commit(self.clock.now(), force=True)
+                self._commit(self.clock.now(), force=True, clean_stop=True)
                 self.store.close()
                 self.store = None

@@ -38,6 +38,20 @@ _UNIT_NS = {
     "Week": 604_800,
     "W": 604_800,
 }
+# Amounts Alpaca accepts per unit ({1-59}Min, {1-23}Hour, 1Day, 1Week, {1,2,3,6,12}Month): e.g. 7Day or
+# 60Min is a 400 there, so it must not quietly work here.
+_ALLOWED_AMOUNTS = {
+    "Min": range(1, 60),
+    "T": range(1, 60),
+    "Hour": range(1, 24),
+    "H": range(1, 24),
+    "Day": (1,),
+    "D": (1,),
+    "Week": (1,),
+    "W": (1,),
+    "Month": (1, 2, 3, 6, 12),
+    "M": (1, 2, 3, 6, 12),
+}
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 RATE_HEADERS_LIMIT = 10_000
 Item = dict[str, Any]
@@ -83,7 +97,7 @@ def _time(request: Request, name: str) -> int | None:
 def _timeframe(request: Request, ex: Exchange) -> int:
     raw = request.query_params.get("timeframe", "")
     match = _TIMEFRAME.match(raw)
-    if not match:
+    if not match or int(match.group(1)) not in _ALLOWED_AMOUNTS[match.group(2)]:
         raise apierrors.data_bad_request(f"invalid timeframe: {raw!r}")
     if match.group(2) in ("Month", "M"):
         raise apierrors.data_bad_request(f"timeframe {raw} is not served by the emulator (use Hour/Day/Week)")

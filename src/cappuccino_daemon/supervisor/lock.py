@@ -24,8 +24,15 @@ class InstanceLock:
 
     def acquire(self) -> None:
         """Take the lock or raise ConfigError naming the holder and how to stop it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot create the supervisor lock {self.path} ({exc.strerror or exc}): the state "
+                f"directory {self.path.parent} must be writable by the user running the daemon. Fix its "
+                "owner/permissions, or point [paths] state (CAPPUCCINO_PATHS__STATE) at a writable folder."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -10,82 +10,39 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from cappuccino_daemon.clock import Clock, SystemClock
 from cappuccino_daemon.errors import EX_CONFIG
-from cappuccino_daemon.heartbeat import Heartbeat, read_heartbeat
+from cappuccino_daemon.heartbeat import read_heartbeat
 from cappuccino_daemon.logsetup import get_logger
-from cappuccino_daemon.supervisor.backoff import BackoffPolicy
+from cappuccino_daemon.supervisor import reporting, resume
 from cappuccino_daemon.supervisor.child import (
     ExitInfo,
     clean_env,
-    pid_alive,
-    pid_cmdline,
     request_stop,
     signal_group,
     spawn,
     stop_child,
 )
 from cappuccino_daemon.supervisor.notify import Notifier
-from cappuccino_daemon.supervisor.state_store import ChildRecord, StateStore, SupervisorState
+from cappuccino_daemon.supervisor.runtime import (
+    EMULATOR,
+    WORKER,
+    ChildPlan,
+    ChildRuntime,
+    SupervisorConfig,
+)
+from cappuccino_daemon.supervisor.state_store import StateStore, SupervisorState
+from cappuccino_daemon.supervisor.validation import run_validation
 from cappuccino_daemon.supervisor.waker import Waker
+
+__all__ = ["EMULATOR", "WORKER", "ChildPlan", "Supervisor", "SupervisorConfig"]
 
 log = get_logger(__name__)
 
-WORKER = "worker"
-EMULATOR = "emulator"
 SAVE_EVERY_S = 30.0
-
-
-@dataclass(frozen=True)
-class ChildPlan:
-    """What to run and how to tell it is alive: a heartbeat file (worker) or a ready file (emulator)."""
-
-    name: str
-    argv: list[str]
-    heartbeat_file: Path | None = None
-    ready_file: Path | None = None
-    ready_timeout_s: float = 60.0
-    env: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SupervisorConfig:
-    state_dir: Path
-    worker: ChildPlan
-    emulator: ChildPlan | None = None
-    validate_argv: list[str] | None = None
-    validate_timeout_s: float = 600.0
-    policy: BackoffPolicy = field(default_factory=BackoffPolicy)
-    heartbeat_timeout_s: float = 300.0
-    stop_timeout_s: float = 30.0
-    tick_s: float = 0.5
-
-
-class _Child:
-    """Runtime bookkeeping of one child; the persistent part lives in ``record``."""
-
-    def __init__(self, plan: ChildPlan, record: ChildRecord) -> None:
-        self.plan = plan
-        self.record = record
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.spawned_at = 0.0
-        self.next_start = 0.0
-        self.healthy_since: float | None = None
-        self.last_progress = 0.0
-        self.last_hb_time: datetime | None = None
-        self.heartbeat: Heartbeat | None = None
-        self.stop_reason: str | None = None
-        self.stop_deadline: float | None = None
-        self.killed = False
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None
 
 
 class Supervisor:
@@ -108,7 +65,7 @@ class Supervisor:
         self._exit_code: int | None = None
         self._dirty = True
         self._last_save = 0.0
-        self._children: list[_Child] = []
+        self._children: list[ChildRuntime] = []
 
     # ----------------------------------------------------------------- public
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
@@ -127,15 +84,16 @@ class Supervisor:
     def _run(self) -> int:
         now = self.clock.now()
         self.state = self.store.load(now)
+        plans = [p for p in (self.cfg.emulator, self.cfg.worker) if p is not None]
+        self._children = [ChildRuntime(p, self.state.child(p.name)) for p in plans]
+        resume.begin_life(self.state, self._children)  # before our own status overwrites the old one
         self.state.status, self.state.message = "starting", "validating configuration and model"
         self.state.supervisor_pid = os.getpid()
         self.state.supervisor_started_at = now.isoformat()
         self.state.ready_at = None
-        plans = [p for p in (self.cfg.emulator, self.cfg.worker) if p is not None]
-        self._children = [_Child(p, self.state.child(p.name)) for p in plans]
         for stale in set(self.state.children) - {p.name for p in plans}:
             del self.state.children[stale]  # e.g. the emulator after switching to alpaca-paper
-        self._reap_orphans()
+        resume.reap_orphans(self._children, self.cfg.stop_timeout_s, self._waker.wait, self.clock.monotonic)
         self._save(force=True)
         log.info(
             "supervisor_start",
@@ -150,7 +108,7 @@ class Supervisor:
         code = self._validate()
         if code is not None:
             return self._shutdown(code)
-        self._resume_backoff()
+        resume.resume_backoff(self._children, self.clock.now(), self.clock.monotonic())
         self.state.status, self.state.message = "running", ""
         while self._exit_code is None and self._stop_signal is None:
             self._tick()
@@ -173,88 +131,26 @@ class Supervisor:
     def _on_hup(self, _signum: int) -> None:
         self._hup = True
 
-    def _resume_backoff(self) -> None:
-        """After a supervisor restart, honour the backoff the previous life had chosen."""
-        now_wall, now = self.clock.now(), self.clock.monotonic()
-        for child in self._children:
-            rec = child.record
-            child.next_start = now
-            if rec.next_start_at and rec.consecutive_failures > 0:
-                wait = (datetime.fromisoformat(rec.next_start_at) - now_wall).total_seconds()
-                wait = max(0.0, min(wait, rec.backoff_s))
-                child.next_start = now + wait
-                rec.state = "backoff"
-                log.info(
-                    "backoff_resumed",
-                    child=rec.name,
-                    consecutive_failures=rec.consecutive_failures,
-                    restarts=rec.restarts,
-                    wait_s=round(wait, 3),
-                )
-
-    def _reap_orphans(self) -> None:
-        """A child of a previous supervisor life that is still running must not trade beside a new one."""
-        for child in self._children:
-            pid = child.record.pid
-            if not pid or pid == os.getpid() or not pid_alive(pid):
-                continue
-            cmdline = pid_cmdline(pid)
-            if cmdline != child.plan.argv:
-                continue  # pid reused by something else: leave it alone
-            log.warning("orphan_found", child=child.plan.name, pid=pid, action="stopping it")
-            request_stop(pid)
-            deadline = self.clock.monotonic() + self.cfg.stop_timeout_s
-            while pid_alive(pid) and self.clock.monotonic() < deadline:
-                self._waker.wait(0.05)
-            if pid_alive(pid):
-                signal_group(pid, signal.SIGKILL)
-            log.info("orphan_stopped", child=child.plan.name, pid=pid)
-            child.record.pid = None
-
     def _validate(self) -> int | None:
         """Run the validate command; None when fine, 78 when not, 0 when asked to stop meanwhile."""
         argv = self.cfg.validate_argv
         if not argv:
             return None
-        self.notifier.status("validating configuration and model")
-        log.info("validate_start", command=argv)
-        try:
-            proc = subprocess.Popen(
-                argv,
-                env=clean_env(),
-                stdin=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return self._validation_failed(f"cannot run {argv[0]}: {exc}", None)
-        deadline = self.clock.monotonic() + self.cfg.validate_timeout_s
-        stderr = b""
-        while True:
-            self.notifier.extend_timeout(self.clock.monotonic(), 30.0)
-            try:
-                _, stderr = proc.communicate(timeout=self.cfg.tick_s)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if self._stop_signal is not None or self.clock.monotonic() > deadline:
-                stop_child(proc, self.cfg.stop_timeout_s, self._waker.wait, self.clock.monotonic)
-                if self._stop_signal is not None:
-                    log.info("validate_interrupted")
-                    return 0
-                return self._validation_failed(
-                    f"validation did not finish within {self.cfg.validate_timeout_s:.0f} s", None
-                )
-        text = (stderr or b"").decode("utf-8", "replace").strip()
-        if proc.returncode == 0:
-            log.info("validate_ok")
-            return None
-        if proc.returncode == EX_CONFIG:
-            return self._validation_failed(text or "validate reported a configuration problem", 78)
-        return self._validation_failed(
-            f"validate crashed with {ExitInfo.from_returncode(proc.returncode).describe()}: {text[-2000:]}",
-            proc.returncode,
+        outcome = run_validation(
+            argv,
+            timeout_s=self.cfg.validate_timeout_s,
+            poll_s=self.cfg.tick_s,
+            stop_timeout_s=self.cfg.stop_timeout_s,
+            notifier=self.notifier,
+            clock=self.clock,
+            wait=self._waker.wait,
+            stop_requested=lambda: self._stop_signal is not None,
         )
+        if outcome.ok:
+            return None
+        if outcome.interrupted:
+            return 0
+        return self._validation_failed(outcome.error, outcome.exit_code)
 
     def _validation_failed(self, error: str, exit_code: int | None) -> int:
         paragraph = " ".join(error.split())
@@ -312,7 +208,7 @@ class Supervisor:
         self._notify()
         self._save()
 
-    def _supervise(self, child: _Child) -> None:
+    def _supervise(self, child: ChildRuntime) -> None:
         now = self.clock.monotonic()
         if child.proc is not None:
             returncode = child.proc.poll()
@@ -338,7 +234,7 @@ class Supervisor:
         emulator = next((c for c in self._children if c.plan.name == EMULATOR), None)
         return emulator is None or (emulator.running and emulator.healthy_since is not None)
 
-    def _start(self, child: _Child, now: float) -> None:
+    def _start(self, child: ChildRuntime, now: float) -> None:
         rec = child.record
         for stale in (child.plan.heartbeat_file, child.plan.ready_file):
             if stale is not None:
@@ -364,6 +260,7 @@ class Supervisor:
         child.proc, child.spawned_at, child.last_progress = proc, now, now
         child.healthy_since = child.stop_deadline = child.stop_reason = None
         child.killed, child.last_hb_time, child.heartbeat = False, None, None
+        child.last_ready_mtime = None
         self._dirty = True
         self._save(force=True)  # the pid must be on disk before anything else can go wrong
         log.info(
@@ -376,7 +273,7 @@ class Supervisor:
             command=child.plan.argv,
         )
 
-    def _check_health(self, child: _Child, now: float) -> None:
+    def _check_health(self, child: ChildRuntime, now: float) -> None:
         rec = child.record
         if child.plan.heartbeat_file is not None:
             hb = read_heartbeat(child.plan.heartbeat_file)
@@ -388,27 +285,28 @@ class Supervisor:
                     rec.state = "running"
                     self._dirty = True
                     log.info("child_first_heartbeat", child=child.plan.name, pid=hb.pid, phase=hb.phase)
-            silent_for = now - child.last_progress
-            if silent_for > self.cfg.heartbeat_timeout_s:
-                rec.hang_kills += 1
-                log.error(
-                    "child_hung",
-                    child=child.plan.name,
-                    pid=child.proc.pid if child.proc else None,
-                    heartbeat_silent_s=round(silent_for, 3),
-                    limit_s=self.cfg.heartbeat_timeout_s,
-                    action="SIGTERM, then SIGKILL after stop_timeout_s",
-                )
-                self._begin_stop(child, "hung", now)
+            if self._hung(child, now, "heartbeat not advancing"):
                 return
-        elif child.plan.ready_file is not None and child.healthy_since is None:
-            if child.plan.ready_file.exists():
-                child.healthy_since, rec.state, self._dirty = now, "running", True
-                log.info("child_ready", child=child.plan.name, pid=child.proc.pid if child.proc else None)
-            elif now - child.spawned_at > child.plan.ready_timeout_s:
-                log.error("child_not_ready", child=child.plan.name, waited_s=round(now - child.spawned_at, 3))
-                self._begin_stop(child, "not_ready", now)
-                return
+        elif child.plan.ready_file is not None:
+            mtime = _mtime(child.plan.ready_file)
+            if child.healthy_since is None:
+                if mtime is not None:
+                    child.healthy_since, rec.state, self._dirty = now, "running", True
+                    child.last_ready_mtime, child.last_progress = mtime, now
+                    log.info("child_ready", child=child.plan.name, pid=child.proc.pid if child.proc else None)
+                elif now - child.spawned_at > child.plan.ready_timeout_s:
+                    log.error(
+                        "child_not_ready", child=child.plan.name, waited_s=round(now - child.spawned_at, 3)
+                    )
+                    self._begin_stop(child, "not_ready", now)
+                    return
+            else:
+                # A serving child keeps touching its ready file; a frozen one (SIGSTOP, wedged event
+                # loop) stops, and the worker would otherwise be killed as hung for its exchange's sake.
+                if mtime is not None and mtime != child.last_ready_mtime:
+                    child.last_ready_mtime, child.last_progress = mtime, now
+                if self._hung(child, now, "ready file not touched"):
+                    return
         elif child.healthy_since is None:
             child.healthy_since, rec.state = now, "running"
         if child.plan.name == WORKER and child.healthy_since is not None:
@@ -418,10 +316,28 @@ class Supervisor:
         if rec.consecutive_failures > 0 and self.cfg.policy.is_healthy_run(self._healthy_for(child, now)):
             self._reset_backoff(child, now)
 
-    def _healthy_for(self, child: _Child, now: float) -> float | None:
+    def _hung(self, child: ChildRuntime, now: float, why: str) -> bool:
+        """Begin stopping ``child`` when it has shown no progress for ``heartbeat_timeout_s``."""
+        silent_for = now - child.last_progress
+        if silent_for <= self.cfg.heartbeat_timeout_s:
+            return False
+        child.record.hang_kills += 1
+        log.error(
+            "child_hung",
+            child=child.plan.name,
+            pid=child.proc.pid if child.proc else None,
+            why=why,
+            heartbeat_silent_s=round(silent_for, 3),
+            limit_s=self.cfg.heartbeat_timeout_s,
+            action="SIGTERM, then SIGKILL after stop_timeout_s",
+        )
+        self._begin_stop(child, "hung", now)
+        return True
+
+    def _healthy_for(self, child: ChildRuntime, now: float) -> float | None:
         return None if child.healthy_since is None else now - child.healthy_since
 
-    def _reset_backoff(self, child: _Child, now: float) -> None:
+    def _reset_backoff(self, child: ChildRuntime, now: float) -> None:
         log.info(
             "backoff_reset",
             child=child.plan.name,
@@ -432,14 +348,14 @@ class Supervisor:
         child.record.consecutive_failures = 0
         self._dirty = True
 
-    def _begin_stop(self, child: _Child, reason: str, now: float) -> None:
+    def _begin_stop(self, child: ChildRuntime, reason: str, now: float) -> None:
         assert child.proc is not None
         child.stop_reason, child.stop_deadline = reason, now + self.cfg.stop_timeout_s
         child.record.state = "stopping"
         request_stop(child.proc.pid)
         self._dirty = True
 
-    def _on_exit(self, child: _Child, info: ExitInfo, now: float) -> None:
+    def _on_exit(self, child: ChildRuntime, info: ExitInfo, now: float) -> None:
         rec = child.record
         ran_s = now - child.spawned_at
         if rec.consecutive_failures > 0 and self.cfg.policy.is_healthy_run(self._healthy_for(child, now)):
@@ -475,20 +391,20 @@ class Supervisor:
             return
         self._schedule_restart(child, now)
 
-    def _classify(self, child: _Child, info: ExitInfo) -> str:
+    def _classify(self, child: ChildRuntime, info: ExitInfo) -> str:
         if info.code == 0 and child.plan.name == WORKER:
             return "deliberate_stop"
         if info.code == EX_CONFIG:
             return "do_not_restart"
         return "crashed" if info.signal is None else f"killed by {info.signal}"
 
-    def _record_exit(self, child: _Child, info: ExitInfo, reason: str) -> None:
+    def _record_exit(self, child: ChildRuntime, info: ExitInfo, reason: str) -> None:
         rec = child.record
         rec.last_exit_code, rec.last_exit_signal, rec.last_exit_reason = info.code, info.signal, reason
         rec.last_exit_at = self.clock.now().isoformat()
         self._dirty = True
 
-    def _schedule_restart(self, child: _Child, now: float) -> None:
+    def _schedule_restart(self, child: ChildRuntime, now: float) -> None:
         rec = child.record
         rec.consecutive_failures += 1
         delay = self.cfg.policy.delay(rec.consecutive_failures)
@@ -506,47 +422,13 @@ class Supervisor:
         )
 
     # ------------------------------------------------------ systemd + state
-    def _worker(self) -> _Child | None:
-        return next((c for c in self._children if c.plan.name == WORKER), None)
-
-    def _loop_healthy(self, now: float) -> bool:
-        """Worth a WATCHDOG=1: no child is running with a stale heartbeat or being killed."""
-        for child in self._children:
-            if child.stop_deadline is not None:
-                return False
-            stale = now - child.last_progress > self.cfg.heartbeat_timeout_s
-            if child.running and child.plan.heartbeat_file is not None and stale:
-                return False
-        return True
-
     def _notify(self) -> None:
-        now = self.clock.monotonic()
-        self.notifier.status(self._status_text(self.state.status))
-        if not self.notifier.ready_sent:
-            self.notifier.extend_timeout(now, 30.0)
-        if self._loop_healthy(now):
-            self.notifier.watchdog(now)
+        reporting.report(
+            self.notifier, self.state, self._children, self.clock.monotonic(), self.cfg.heartbeat_timeout_s
+        )
 
     def _status_text(self, status: str) -> str:
-        worker = self._worker()
-        if worker is None:
-            return status
-        rec = worker.record
-        parts = [f"worker {rec.state}"]
-        if worker.proc is not None:
-            parts[0] += f" (pid {worker.proc.pid})"
-        hb = worker.heartbeat
-        if hb is not None and worker.proc is not None:
-            parts[0] += f" {hb.phase}"
-        parts.append(f"restarts {rec.restarts}")
-        if rec.state == "backoff":
-            parts.append(f"backoff {rec.backoff_s:g}s (failures {rec.consecutive_failures})")
-        if hb is not None:
-            parts.append(f"last bar {hb.last_bar.isoformat() if hb.last_bar else '-'}")
-            parts.append(f"equity {hb.equity:.2f}" if hb.equity is not None else "equity -")
-        if self.state.message:
-            parts.append(self.state.message)
-        return "; ".join(parts)
+        return reporting.status_text(self.state, self._children, status)
 
     def _save(self, force: bool = False) -> None:
         now = self.clock.monotonic()
@@ -559,3 +441,10 @@ class Supervisor:
             log.error("state_write_failed", path=str(self.store.path), error=str(exc))
             return
         self._dirty, self._last_save = False, now
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None

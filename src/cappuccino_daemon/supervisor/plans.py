@@ -14,7 +14,7 @@ from pathlib import Path
 from cappuccino_daemon.config import DaemonSettings
 from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.supervisor.backoff import BackoffPolicy
-from cappuccino_daemon.supervisor.loop import EMULATOR, WORKER, ChildPlan, SupervisorConfig
+from cappuccino_daemon.supervisor.runtime import EMULATOR, WORKER, ChildPlan, SupervisorConfig
 
 HEARTBEAT_NAME = "heartbeat.json"
 EMULATOR_READY_NAME = "emulator.ready"

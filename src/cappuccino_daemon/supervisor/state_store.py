@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cappuccino_daemon.atomic import atomic_write_json
+from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.logsetup import get_logger
 
 log = get_logger(__name__)
@@ -77,6 +78,8 @@ class SupervisorState:
         kwargs = {k: v for k, v in data.items() if k in known}
         state = cls(**kwargs, children=children)
         _check_types(state, ("status", "message"), str)
+        _check_optional(state, ("supervisor_pid",), int)
+        _check_optional(state, ("supervisor_started_at", "updated_at", "ready_at"), str)
         return state
 
 
@@ -84,13 +87,28 @@ def _child_from_json(name: str, raw: Any) -> ChildRecord:
     if not isinstance(raw, dict):
         raise ValueError(f"child {name} is not an object")
     known = {f.name for f in fields(ChildRecord)}
-    record = ChildRecord(**{k: v for k, v in raw.items() if k in known})
+    record = ChildRecord(**{k: v for k, v in raw.items() if k in known and k != "name"}, name=name)
     _check_types(record, ("starts", "restarts", "consecutive_failures", "hang_kills"), int)
+    _check_types(record, ("state",), str)
+    _check_optional(record, ("pid", "last_exit_code"), int)
+    _check_optional(
+        record,
+        ("started_at", "last_exit_signal", "last_exit_reason", "last_exit_at", "last_heartbeat_at"),
+        str,
+    )
+    if record.pid is not None and record.pid <= 0:
+        raise ValueError(f"child {name}: pid {record.pid!r} is not a process id")
     if not isinstance(record.backoff_s, int | float) or record.backoff_s < 0:
         raise ValueError(f"child {name}: backoff_s {record.backoff_s!r} is not a non-negative number")
-    if record.next_start_at is not None:
-        datetime.fromisoformat(record.next_start_at)  # raises ValueError when garbled
+    # fromisoformat raises ValueError when garbled; the time must be aware (compared with UTC now)
+    if record.next_start_at is not None and datetime.fromisoformat(record.next_start_at).tzinfo is None:
+        raise ValueError(f"child {name}: next_start_at {record.next_start_at!r} has no time zone")
     return record
+
+
+def _check_optional(obj: object, names: tuple[str, ...], kind: type) -> None:
+    """Like ``_check_types`` but None is allowed (e.g. no pid while a child is not running)."""
+    _check_types(obj, tuple(n for n in names if getattr(obj, n) is not None), kind)
 
 
 def _check_types(obj: object, names: tuple[str, ...], kind: type) -> None:
@@ -110,11 +128,24 @@ class StateStore:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return SupervisorState()
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot read the supervisor state file {self.path} ({exc.strerror or exc}). It must be a "
+                "file the service user can read and write: fix its owner/permissions, or remove it (only "
+                "restart counters are lost)."
+            ) from None
         try:
             return SupervisorState.from_json(json.loads(text))
         except (ValueError, TypeError) as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{now.strftime('%Y%m%dT%H%M%S%fZ')}")
-            self.path.replace(aside)
+            try:
+                self.path.replace(aside)
+            except OSError as move_exc:
+                raise ConfigError(
+                    f"The supervisor state file {self.path} is damaged ({str(exc)[:200]}) and cannot be "
+                    f"moved aside ({move_exc.strerror or move_exc}). Make its folder writable for the "
+                    "service user, or remove the file (only restart counters are lost)."
+                ) from None
             log.warning(
                 "state_file_corrupt",
                 path=str(self.path),

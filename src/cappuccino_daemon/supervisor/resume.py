@@ -1,0 +1,81 @@
+"""What a new supervisor life takes over from the previous one (after a stop, a crash or a reboot).
+
+Counters and the failure streak carry on; per-life states (``given_up``, ``running``) do not; a child the
+previous life left running is stopped before anything new starts; a pending backoff is honoured.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.supervisor.child import pid_alive, pid_cmdline, request_stop, signal_group
+from cappuccino_daemon.supervisor.runtime import ChildRuntime
+from cappuccino_daemon.supervisor.state_store import SupervisorState
+
+log = get_logger(__name__)
+
+
+def begin_life(state: SupervisorState, children: Sequence[ChildRuntime]) -> None:
+    """Report an unclean previous life and reset the child states that described it."""
+    previous_status, previous_pid = state.status, state.supervisor_pid
+    if previous_status in ("starting", "running", "stopping") and previous_pid not in (None, os.getpid()):
+        log.warning(
+            "previous_supervisor_unclean",
+            pid=previous_pid,
+            status=previous_status,
+            hint="it was killed or crashed; its children got SIGTERM (PDEATHSIG) or are stopped below",
+        )
+    for child in children:
+        # "given_up" (a child exited 78) in particular must not outlive its life: the operator fixed the
+        # config and restarted us, so the child runs again.
+        if child.record.state == "given_up":
+            log.info("given_up_cleared", child=child.plan.name, hint="new supervisor life: starting it")
+        child.record.state = "stopped"
+
+
+def reap_orphans(
+    children: Sequence[ChildRuntime],
+    stop_timeout_s: float,
+    wait: Callable[[float], None],
+    monotonic: Callable[[], float],
+) -> None:
+    """A child of a previous supervisor life that is still running must not trade beside a new one."""
+    for child in children:
+        pid = child.record.pid
+        if not pid or pid == os.getpid() or not pid_alive(pid):
+            continue
+        cmdline = pid_cmdline(pid)
+        if cmdline != child.plan.argv:
+            continue  # pid reused by something else: leave it alone
+        log.warning("orphan_found", child=child.plan.name, pid=pid, action="stopping it")
+        request_stop(pid)
+        deadline = monotonic() + stop_timeout_s
+        while pid_alive(pid) and monotonic() < deadline:
+            wait(0.05)
+        if pid_alive(pid):
+            signal_group(pid, signal.SIGKILL)
+        log.info("orphan_stopped", child=child.plan.name, pid=pid)
+        child.record.pid = None
+
+
+def resume_backoff(children: Sequence[ChildRuntime], now_wall: datetime, now: float) -> None:
+    """After a supervisor restart, honour the backoff the previous life had chosen."""
+    for child in children:
+        rec = child.record
+        child.next_start = now
+        if rec.next_start_at and rec.consecutive_failures > 0:
+            wait = (datetime.fromisoformat(rec.next_start_at) - now_wall).total_seconds()
+            wait = max(0.0, min(wait, rec.backoff_s))
+            child.next_start = now + wait
+            rec.state = "backoff"
+            log.info(
+                "backoff_resumed",
+                child=rec.name,
+                consecutive_failures=rec.consecutive_failures,
+                restarts=rec.restarts,
+                wait_s=round(wait, 3),
+            )

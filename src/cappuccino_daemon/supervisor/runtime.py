@@ -1,0 +1,71 @@
+"""What the supervisor runs and its per-child bookkeeping: plans, the loop's settings, runtime state.
+
+Kept apart from the loop so the command builder (``plans.py``) and the status reporting
+(``reporting.py``) share these types without importing the loop itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from cappuccino_daemon.heartbeat import Heartbeat
+from cappuccino_daemon.supervisor.backoff import BackoffPolicy
+from cappuccino_daemon.supervisor.state_store import ChildRecord
+
+WORKER = "worker"
+EMULATOR = "emulator"
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    """What to run and how to tell it is alive: a heartbeat file (worker) or a ready file (emulator).
+
+    A ready file is written once the child serves; the child then keeps touching it (mtime) while its
+    event loop runs, so a frozen child is noticed like a worker with a stale heartbeat.
+    """
+
+    name: str
+    argv: list[str]
+    heartbeat_file: Path | None = None
+    ready_file: Path | None = None
+    ready_timeout_s: float = 60.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    state_dir: Path
+    worker: ChildPlan
+    emulator: ChildPlan | None = None
+    validate_argv: list[str] | None = None
+    validate_timeout_s: float = 600.0
+    policy: BackoffPolicy = field(default_factory=BackoffPolicy)
+    heartbeat_timeout_s: float = 300.0
+    stop_timeout_s: float = 30.0
+    tick_s: float = 0.5
+
+
+class ChildRuntime:
+    """Runtime bookkeeping of one child; the persistent part lives in ``record``."""
+
+    def __init__(self, plan: ChildPlan, record: ChildRecord) -> None:
+        self.plan = plan
+        self.record = record
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.spawned_at = 0.0
+        self.next_start = 0.0
+        self.healthy_since: float | None = None
+        self.last_progress = 0.0
+        self.last_hb_time: datetime | None = None
+        self.last_ready_mtime: float | None = None
+        self.heartbeat: Heartbeat | None = None
+        self.stop_reason: str | None = None
+        self.stop_deadline: float | None = None
+        self.killed = False
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None
