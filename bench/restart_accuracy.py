@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from supervised import start_supervisor
 
 WORKER = """
 import json, os, sys, time
@@ -35,30 +35,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "model").mkdir()
-        (tmp / "worker.py").write_text(WORKER)
         events = tmp / "events.jsonl"
-        supervisor = {
-            "worker_command": [sys.executable, str(tmp / "worker.py"), str(events)],
-            "validate_command": [sys.executable, "-c", "pass"],
-            "backoff_base_s": args.base,
-            "backoff_max_s": args.max,
-            "healthy_after_s": 60.0,
-        }
-        (tmp / "daemon.toml").write_text(
-            f'[model]\ndir = "{tmp / "model"}"\n[broker]\nkind = "alpaca-paper"\n'
-            f'[paths]\nstate = "{tmp / "state"}"\nlogs = "{tmp / "logs"}"\n'
-            "[logging]\njson = true\n[supervisor]\n"
-            + "".join(f"{k} = {json.dumps(v)}\n" for k, v in supervisor.items())
-        )
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("CAPPUCCINO_", "NOTIFY_", "WATCHDOG_"))
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cappuccino_daemon", "run", "--config", str(tmp / "daemon.toml")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
+        proc = start_supervisor(
+            tmp,
+            WORKER,
+            {
+                "worker_command": [sys.executable, str(tmp / "worker.py"), str(events)],
+                "backoff_base_s": args.base,
+                "backoff_max_s": args.max,
+                "healthy_after_s": 60.0,
+            },
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

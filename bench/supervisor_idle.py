@@ -8,7 +8,6 @@ Usage: python bench/supervisor_idle.py [--seconds 10]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from supervised import start_supervisor
 
 WORKER = """
 import os, sys, time
@@ -48,28 +49,14 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "model").mkdir()
-        (tmp / "worker.py").write_text(WORKER)
-        supervisor = {
-            "worker_command": [sys.executable, str(tmp / "worker.py"), "{heartbeat_file}"],
-            "validate_command": [sys.executable, "-c", "pass"],
-            "heartbeat_timeout_s": 30.0,
-        }
-        (tmp / "daemon.toml").write_text(
-            f'[model]\ndir = "{tmp / "model"}"\n[broker]\nkind = "alpaca-paper"\n'
-            f'[paths]\nstate = "{tmp / "state"}"\nlogs = "{tmp / "logs"}"\n'
-            "[logging]\njson = true\n[supervisor]\n"
-            + "".join(f"{k} = {json.dumps(v)}\n" for k, v in supervisor.items())
-        )
         started = time.monotonic()
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("CAPPUCCINO_", "NOTIFY_", "WATCHDOG_"))
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cappuccino_daemon", "run", "--config", str(tmp / "daemon.toml")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
+        proc = start_supervisor(
+            tmp,
+            WORKER,
+            {
+                "worker_command": [sys.executable, str(tmp / "worker.py"), "{heartbeat_file}"],
+                "heartbeat_timeout_s": 30.0,
+            },
         )
         heartbeat = tmp / "state" / "heartbeat.json"
         while not heartbeat.exists():

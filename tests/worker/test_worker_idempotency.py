@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from worker_support import TICKERS, Model, all_orders, broker_for
+from worker_support import TICKERS, Model, all_orders, broker_for, rest_limit_order
 
 from cappuccino_daemon.clock import SystemClock
 from cappuccino_daemon.emulator.testing import EmulatorThread
@@ -131,36 +131,9 @@ def test_reconcile_cancels_unknown_and_marks_lost(
     broker = executor.broker
     model_id = trial7.spec.model_id
     # An open order with our prefix that the journal never saw (limit far below market, so it rests).
-    from alpaca.trading.client import TradingClient
-
-    client = TradingClient(
-        emulator.key_id, emulator.secret_key, paper=True, raw_data=True, url_override=emulator.base_url
-    )
     unknown = our_prefix(model_id) + "19990101T0000-ETH-b"
-    client.post(
-        "/orders",
-        {
-            "symbol": "ETH/USD",
-            "qty": "2",
-            "side": "buy",
-            "type": "limit",
-            "time_in_force": "gtc",
-            "limit_price": "10",
-            "client_order_id": unknown,
-        },
-    )
-    human = client.post(
-        "/orders",
-        {
-            "symbol": "ETH/USD",
-            "qty": "2",
-            "side": "buy",
-            "type": "limit",
-            "time_in_force": "gtc",
-            "limit_price": "10",
-            "client_order_id": "manual-1",
-        },
-    )
+    rest_limit_order(emulator, unknown)
+    human = rest_limit_order(emulator, "manual-1")
     # An intent from an old bar that was POSTed but never reached the broker.
     old = client_order_id(model_id, BAR.replace(hour=1), "BTC", "buy")
     journal.add_intent(old, BAR.replace(hour=1), "BTC", "buy", Decimal("0.001"), 60000.0)

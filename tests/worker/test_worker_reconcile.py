@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from test_worker_e2e import Alternating, make_loop, next_bar
 from test_worker_idempotency import BAR, make
-from worker_support import TICKERS, Model, all_orders, broker_for
+from worker_support import TICKERS, Model, all_orders, broker_for, rest_limit_order
 
 from cappuccino_daemon.broker.alpaca import AlpacaBroker
 from cappuccino_daemon.broker.ports import OrderSnapshot
@@ -85,24 +85,8 @@ def test_restart_within_a_decided_bar_still_reconciles(
     next_bar(emulator)
     assert loop.step().kind == "traded"
     loop.cycle.journal.close()
-    from alpaca.trading.client import TradingClient
-
-    client = TradingClient(
-        emulator.key_id, emulator.secret_key, paper=True, raw_data=True, url_override=emulator.base_url
-    )
     unknown = our_prefix(trial7.spec.model_id) + "19990101T0000-ETH-b"
-    client.post(
-        "/orders",
-        {
-            "symbol": "ETH/USD",
-            "qty": "2",
-            "side": "buy",
-            "type": "limit",
-            "time_in_force": "gtc",
-            "limit_price": "10",
-            "client_order_id": unknown,
-        },
-    )
+    rest_limit_order(emulator, unknown)
     again = make_loop(tmp_path, trial7, emulator)
     assert again.step().kind == "idle"
     statuses = {o["client_order_id"]: o["status"] for o in all_orders(emulator)}

@@ -42,3 +42,13 @@ def all_orders(emu: EmulatorThread) -> list[dict[str, Any]]:
     client = TradingClient(emu.key_id, emu.secret_key, paper=True, raw_data=True, url_override=emu.base_url)
     rows = client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, limit=500))
     return list(rows)
+
+
+def rest_limit_order(emu: EmulatorThread, client_order_id: str) -> dict[str, Any]:
+    """Place an ETH buy limit far below market (so it rests open) with the given client_order_id."""
+    from alpaca.trading.client import TradingClient
+
+    client = TradingClient(emu.key_id, emu.secret_key, paper=True, raw_data=True, url_override=emu.base_url)
+    order = {"symbol": "ETH/USD", "qty": "2", "side": "buy", "type": "limit", "time_in_force": "gtc",
+             "limit_price": "10", "client_order_id": client_order_id}  # fmt: skip
+    return dict(client.post("/orders", order))  # type: ignore[arg-type]

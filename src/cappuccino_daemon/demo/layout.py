@@ -1,7 +1,8 @@
 """Where the demo writes what, and a cheap check for "is the demo model there?" (no heavy imports).
 
-The supervisor's ``run`` path uses this to create the demo model only when it is missing, by running
-``demo_command(...)`` in a subprocess so the supervisor itself never imports torch.
+``make run`` builds the demo only when ``demo/best_model/actor.pth`` is missing (a Makefile file
+target), so neither the supervisor nor systemd ever trains; these helpers let tests and tools ask the
+same question without importing torch.
 """
 
 from __future__ import annotations
