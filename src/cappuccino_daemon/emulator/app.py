@@ -1,4 +1,4 @@
-"""The Starlette application: routing, auth, faults and JSON rendering around the route handlers.
+"""The Starlette application: the routes, the 404/405 bodies and the checkpoint/liveness task.
 
 Slash redirects are off (the SDK never follows redirects); unknown paths answer JSON 404s.
 """
@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,104 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from cappuccino_daemon.emulator import apierrors
-from cappuccino_daemon.emulator.apierrors import ApiError
+from cappuccino_daemon.emulator import routes_admin, routes_data, routes_trading
+from cappuccino_daemon.emulator.endpoint import Context, json_response
 from cappuccino_daemon.emulator.exchange import Exchange
-from cappuccino_daemon.emulator.faults import ERROR_BODIES, FaultRule
 from cappuccino_daemon.logsetup import get_logger
 
 log = get_logger(__name__)
-MEDIA = "application/json; charset=UTF-8"
-Handler = Callable[[Request, Exchange], Awaitable[Response]]
-
-
-class Context:
-    """What every handler needs: the exchange and a way to drop the current connection."""
-
-    def __init__(self, exchange: Exchange) -> None:
-        self.exchange = exchange
-        self.dropper: Callable[[Any], bool] | None = None  # set by the server runner
-
-    def drop(self, request: Request) -> None:
-        if self.dropper is None or not self.dropper(request.scope.get("client")):
-            log.warning("emulator_drop_unavailable", path=request.url.path)
-
-
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(payload, separators=(",", ":"))
-    all_headers = {"x-request-id": uuid.uuid4().hex}
-    all_headers.update(headers or {})
-    return Response(body, status_code=status, media_type=MEDIA, headers=all_headers)
-
-
-def error_response(exc: ApiError) -> Response:
-    return json_response(exc.body, exc.status)
-
-
-def _fault_response(rule: FaultRule) -> Response:
-    if rule.kind == "500text":
-        return Response("Internal Server Error", status_code=500, media_type="text/plain")
-    return json_response(ERROR_BODIES[rule.kind], int(rule.kind))
-
-
-def check_trading_auth(request: Request, exchange: Exchange) -> None:
-    key = request.headers.get("apca-api-key-id", "")
-    secret = request.headers.get("apca-api-secret-key", "")
-    bearer = request.headers.get("authorization", "")
-    required = exchange.options.require_keys
-    if not (key and secret):
-        if bearer.lower().startswith("bearer ") and len(bearer) > 7 and required is None:
-            return
-        raise apierrors.not_authorized()
-    if required is not None:
-        if key != required[0]:
-            raise apierrors.not_authorized()
-        if secret != required[1]:
-            raise apierrors.forbidden()
-
-
-def check_data_auth(request: Request, exchange: Exchange) -> None:
-    """Market data allows anonymous access; keys that ARE sent must be right."""
-    key = request.headers.get("apca-api-key-id")
-    secret = request.headers.get("apca-api-secret-key")
-    required = exchange.options.require_keys
-    if required is not None and (key is not None or secret is not None) and (key, secret) != required:
-        raise apierrors.data_unauthorized()
-
-
-def endpoint(name: str, auth: str | None) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """Wrap a handler with fault injection, auth (``"trading"``/``"data"``/None) and error rendering."""
-
-    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def run(request: Request) -> Response:
-            ctx: Context = request.app.state.ctx
-            exchange = ctx.exchange
-            rule = exchange.faults.pick(name) if auth is not None else None
-            if rule is not None:
-                log.info("emulator_fault", route=name, kind=rule.kind, path=request.url.path)
-                if rule.kind in ("latency", "hang"):
-                    await asyncio.sleep(rule.seconds or 0.0)
-                elif rule.kind == "drop":
-                    ctx.drop(request)
-                    return Response(status_code=500)
-                elif rule.kind != "ambiguous":
-                    return _fault_response(rule)
-            try:
-                if auth == "trading":
-                    check_trading_auth(request, exchange)
-                elif auth == "data":
-                    check_data_auth(request, exchange)
-                response = await handler(request, exchange)
-            except ApiError as exc:
-                response = error_response(exc)
-            if rule is not None and rule.kind == "ambiguous":
-                ctx.drop(request)
-            return response
-
-        run.__name__ = handler.__name__
-        return run
-
-    return wrap
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -138,8 +43,6 @@ def touch_ready_file(path: Path | None) -> None:
 
 
 def build_app(exchange: Exchange, checkpoint_interval_s: float = 1.0) -> tuple[Starlette, Context]:
-    from cappuccino_daemon.emulator import routes_admin, routes_data, routes_trading
-
     ctx = Context(exchange)
 
     @asynccontextmanager

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cappuccino_daemon.emulator import apierrors, serialise
-from cappuccino_daemon.emulator.app import endpoint, json_response
+from cappuccino_daemon.emulator.endpoint import endpoint, json_response
 from cappuccino_daemon.emulator.exchange import Exchange
 from cappuccino_daemon.emulator.market import NS, BarWindow, to_ns
 from cappuccino_daemon.emulator.symbols import QUOTE, is_data_symbol

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from cappuccino_daemon.emulator import apierrors, serialise
 from cappuccino_daemon.emulator.apierrors import ApiError
-from cappuccino_daemon.emulator.app import endpoint, json_response
+from cappuccino_daemon.emulator.endpoint import endpoint, json_response
 from cappuccino_daemon.emulator.exchange import Exchange
 from cappuccino_daemon.emulator.orders import Order, parse_order_request
 from cappuccino_daemon.emulator.symbols import base_from_any, base_from_compact_or_id, compact
