@@ -147,10 +147,6 @@ class Journal:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row["value"])
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
     # -- normaliser -------------------------------------------------------------------------------
     def get_normaliser(self, model_id: str) -> NormaliserRecord | None:
         row = self._db.execute("SELECT * FROM normaliser WHERE model_id=?", (model_id,)).fetchone()
@@ -199,9 +195,6 @@ class Journal:
     def latest_account(self) -> AccountRecord | None:
         row = self._db.execute("SELECT * FROM account_snapshots ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else _account(row)
-
-    def account_history(self) -> list[AccountRecord]:
-        return [_account(r) for r in self._db.execute("SELECT * FROM account_snapshots ORDER BY id")]
 
     def save_account(
         self,
