@@ -120,8 +120,11 @@ def test_trial_metadata_pins_ticker_list(tmp_path: Path, capsys: pytest.CaptureF
     assert manifest.env_profile.name == "finrl-crypto"
 
 
-def test_public_checkpoint_with_finrl_crypto_best_trial(fixtures_dir: Path, tmp_path: Path) -> None:
+def test_public_checkpoint_with_finrl_crypto_best_trial(
+    fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """trial_7_1h's real weights, with the best_trial FinRL_Crypto's optimiser would have written."""
+    monkeypatch.chdir(tmp_path)  # validate must not pick up the repo's config/daemon.toml
     d = tmp_path / "trial_7_1h"
     d.mkdir()
     shutil.copy(fixtures_dir / "train_results" / "cwd_tests" / "trial_7_1h" / "actor.pth", d / "actor.pth")
@@ -150,8 +153,9 @@ def test_inspect_describes_unknown_tickers(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_serving_paths_keep_refusing_unknown_tickers(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # validate must not pick up the repo's config/daemon.toml
     d = _legacy5(tmp_path)
     with pytest.raises(ConfigError, match="trades 5 tickers"):
         load_model_spec(d)  # what the worker calls
@@ -205,7 +209,10 @@ def test_trial_metadata_refuses_a_non_ppo_actor(tmp_path: Path, capsys: pytest.C
     assert any("not a usable PPO actor" in n for n in manifest["notes"])
 
 
-def test_model_path_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_model_path_that_is_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # validate must not pick up the repo's config/daemon.toml
     d = _finrl_folder(tmp_path)
     for cmd in (["inspect", str(d / "actor.pth")], ["validate", "--model-dir", str(d / "best_trial")]):
         assert main(cmd) == EX_CONFIG

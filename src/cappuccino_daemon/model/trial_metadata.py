@@ -220,7 +220,9 @@ def choose_tickers(
                 f"{', '.join(recorded)} (the tickers it was trained on). Fix: drop --tickers to pin the "
                 "recorded list, or add --force to pin yours anyway (recorded in the manifest's notes)."
             )
-        notes.append(f"--force: pinned --tickers {','.join(chosen)} over the trial's ticker_list {recorded}")
+        notes.append(
+            f"--force: pinned --tickers {','.join(chosen)} over the trial's ticker_list {','.join(recorded)}"
+        )
         return chosen, notes
     if recorded is not None:
         notes.append(
