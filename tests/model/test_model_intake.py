@@ -12,6 +12,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -95,6 +96,10 @@ def test_ticker_list_of_the_wrong_length_names_both_numbers(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="names 3 tickers"):
         write_trial_metadata(d, from_best_trial=True)
     assert not (d / MANIFEST_FILE).exists()
+    five = ["BTC", "ETH", "LTC", "SOL", "ADA"]
+    _, manifest = write_trial_metadata(d, from_best_trial=True, tickers=five, force=True)
+    assert any(n.startswith("--force: ignored the trial's user_attrs.ticker_list") for n in manifest.notes)
+    assert load_model_spec(d).tickers == tuple(five)  # the manifest wins over the mismatched record
 
 
 def test_malformed_ticker_list_is_refused(tmp_path: Path) -> None:
@@ -129,12 +134,18 @@ def test_public_checkpoint_with_finrl_crypto_best_trial(
     d.mkdir()
     shutil.copy(fixtures_dir / "train_results" / "cwd_tests" / "trial_7_1h" / "actor.pth", d / "actor.pth")
     info = read_checkpoint(d)
-    write_best_trial(d, finrl_crypto_params(info.net_dim, 1), ticker_list=["BTCUSDT", "ETHUSDT", "LTCUSDT"])
+    arrays = {  # FinRL_Crypto's optimiser also stores the training arrays in user_attrs
+        "price_array": np.linspace(1.0, 2.0, 30).reshape(10, 3),
+        "technical_indicator_list": ["open", "high", "low", "close", "volume", "macd"],
+    }
+    bt = finrl_crypto_params(info.net_dim, 1)
+    write_best_trial(d, bt, ticker_list=["BTCUSDT", "ETHUSDT", "LTCUSDT"], extra_attrs=arrays)
     spec = load_model_spec(d)  # used to be refused: "no manifest saying which ones"
     assert spec.tickers == ("BTC", "ETH", "LTC") and spec.lookback == 1 and spec.net_dim == info.net_dim
     assert main(["validate", "--model-dir", str(d)]) == 0
     _, manifest = write_trial_metadata(d, from_best_trial=True)
     assert manifest.tickers == ["BTC", "ETH", "LTC"] and manifest.actor_sha256 == info.sha256
+    assert "price_array" not in manifest.user_attrs and manifest.user_attrs["ticker_list"][0] == "BTCUSDT"
 
 
 def test_inspect_describes_unknown_tickers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

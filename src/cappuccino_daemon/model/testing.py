@@ -108,9 +108,14 @@ def write_best_trial(
     *,
     ticker_list: Sequence[str] | None = None,
     timeframe: str = "1h",
+    extra_attrs: Mapping[str, Any] | None = None,
 ) -> Path:
-    """``folder/best_trial``: a pickled real FrozenTrial; ``ticker_list`` as FinRL_Crypto stores it."""
+    """``folder/best_trial``: a pickled real FrozenTrial; ``ticker_list`` as FinRL_Crypto stores it.
+
+    ``extra_attrs`` adds more user_attrs (FinRL_Crypto also stores numpy arrays such as ``price_array``).
+    """
     attrs: dict[str, Any] = {"model_name": "ppo", "timeframe": timeframe, "name_test": folder.name}
+    attrs.update(extra_attrs or {})
     if ticker_list is not None:
         attrs["ticker_list"] = list(ticker_list)
     trial = frozen_trial(params, attrs)
