@@ -131,11 +131,15 @@ def test_model_trial_metadata_from_best_trial_3358(fixtures_dir: Path, tmp_path:
 
 
 def test_model_trial_metadata_without_actor(db: Path, tmp_path: Path) -> None:
-    _, manifest = write_trial_metadata(
-        tmp_path / "trial_7_1h", db=db, study="cappuccino_alpaca_v2", number=7, tickers=["BTC", "ETH", "LTC"]
-    )
+    out = tmp_path / "trial_7_1h"
+    kwargs = {"db": db, "study": "cappuccino_alpaca_v2", "number": 7, "tickers": ["BTC", "ETH", "LTC"]}
+    with pytest.raises(ConfigError, match=r"actor\.pth does not exist.*--force"):
+        write_trial_metadata(out, **kwargs)  # type: ignore[arg-type]
+    assert not (out / "cappuccino_manifest.json").exists()
+    _, manifest = write_trial_metadata(out, force=True, **kwargs)  # type: ignore[arg-type]
     assert manifest.actor_sha256 is None and manifest.architecture.state_dim == 37
     assert any("not pinned" in n for n in manifest.notes)
+    assert any("--force" in n and "actor.pth missing" in n for n in manifest.notes)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -220,7 +224,12 @@ def test_model_trial_metadata_refuses_duplicates_and_unwritable_dirs(
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="Cannot write the trial metadata"):
         write_trial_metadata(
-            blocker / "t", db=db, study="cappuccino_alpaca_v2", number=7, tickers=["BTC", "ETH", "LTC"]
+            blocker / "t",
+            db=db,
+            study="cappuccino_alpaca_v2",
+            number=7,
+            tickers=["BTC", "ETH", "LTC"],
+            force=True,  # without actor.pth only --force gets as far as writing
         )
     with pytest.raises(ConfigError, match="is a file"):
         write_trial_metadata(blocker, db=db, study="cappuccino_alpaca_v2", number=7)

@@ -55,9 +55,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _file_not_folder(path: Path) -> str:
+    """A model path that names a file: say which file it is and which folder to pass instead."""
+    if path.name == ACTOR_FILE or path.suffix in {".pth", ".pt"}:
+        what = "a checkpoint file, not the trial folder"
+    elif path.name in {"best_trial", "cappuccino_manifest.json"}:
+        what = "a trial metadata file, not the trial folder"
+    else:
+        what = "a file, not a trial folder"
+    return (
+        f"Model path {path} is {what}. The model is the whole folder (actor.pth plus its "
+        f"cappuccino_manifest.json or best_trial). Fix: pass the folder that holds it, e.g. --model-dir "
+        f'{path.parent} (or [model] dir = "{path.parent}" in config/daemon.toml; for inspect: '
+        f"`cappuccino-paper inspect {path.parent}`)."
+    )
+
+
 def actor_path(model_dir: Path) -> Path:
     """``model_dir/actor.pth`` or a ConfigError that says what the folder holds instead."""
     model_dir = Path(model_dir)
+    if model_dir.is_file():
+        raise ConfigError(_file_not_folder(model_dir))
     if not model_dir.is_dir():
         raise ConfigError(
             f"Model folder {model_dir} does not exist or is not a directory. Point --model-dir (or "

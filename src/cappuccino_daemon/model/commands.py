@@ -66,7 +66,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--profile", default=None, help="Env profile: finrl-crypto | cappuccino-nov2025.")
     p.add_argument("--capital", type=float, default=None, help="Override the profile's initial capital.")
     p.add_argument("--no-pickle", action="store_true", help="Do not write the legacy best_trial pickle.")
-    p.add_argument("--force", action="store_true", help="Pin params even if they disagree with actor.pth.")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="Write anyway (noted in the manifest): params that disagree with actor.pth, a missing or "
+        "non-PPO actor.pth, --tickers over the trial's ticker_list.",
+    )
     p.set_defaults(handler=_run_trial_metadata)
 
 
@@ -88,7 +93,9 @@ def _run_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(format_report(report))
-    if args.generate_command:
+    if args.generate_command and report["worker_command"] is None:
+        print("\nNo worker command: pin the tickers first (see the warning above).")
+    elif args.generate_command:
         print("\nRun the worker with:\n  " + report["worker_command"])
         print("\nor put this in config/daemon.toml:\n" + report["toml_snippet"])
     return 0

@@ -18,8 +18,14 @@ from cappuccino_daemon.model.spec import ModelSpec
 
 
 def inspect_model(model_dir: Path, tickers: Sequence[str] | None = None) -> tuple[ModelSpec, dict[str, Any]]:
-    """(spec, JSON-able report). Raises ConfigError exactly like the worker would."""
-    spec = load_model_spec(Path(model_dir), tickers)
+    """(spec, JSON-able report). Raises ConfigError like the worker would, except for unknown tickers.
+
+    ``inspect`` is the first diagnostic a user runs, so a legacy model whose tickers nobody recorded is
+    still described (``"tickers": null``, ``n_tickers`` from the action dim) with a warning that gives
+    the exact command pinning them; worker, validate and replay keep refusing it.
+    """
+    spec = load_model_spec(Path(model_dir), tickers, allow_unknown_tickers=True)
+    n = spec.action_dim
     info = read_checkpoint(Path(model_dir))
     report: dict[str, Any] = {
         "model_dir": str(spec.model_dir),
@@ -30,12 +36,12 @@ def inspect_model(model_dir: Path, tickers: Sequence[str] | None = None) -> tupl
         "action_dim": spec.action_dim,
         "n_hidden_layers": spec.n_hidden_layers,
         "n_parameters": info.n_parameters,
-        "n_tickers": spec.n_tickers,
-        "tickers": list(spec.tickers),
+        "n_tickers": n,
+        "tickers": list(spec.tickers) if spec.tickers_known else None,
         "lookback": spec.lookback,
         "n_features": len(spec.features),
         "features": list(spec.features),
-        "state_layout": f"1 cash + {spec.n_tickers} holdings + {spec.n_tickers} x {len(spec.features)} x "
+        "state_layout": f"1 cash + {n} holdings + {n} x {len(spec.features)} x "
         f"{spec.lookback} = {spec.state_dim}",
         "timeframe": spec.timeframe,
         "norms": {
@@ -59,16 +65,27 @@ def inspect_model(model_dir: Path, tickers: Sequence[str] | None = None) -> tupl
     return spec, report
 
 
-def worker_command(spec: ModelSpec) -> str:
+def worker_command(spec: ModelSpec) -> str | None:
+    """The worker command, or None while the tickers are unknown (the worker would refuse)."""
+    if not spec.tickers_known:
+        return None
     return (
         f"cappuccino-paper worker --model-dir {shlex.quote(str(spec.model_dir.resolve()))} "
         f"--tickers {','.join(spec.tickers)}"
     )
 
 
-def toml_snippet(spec: ModelSpec) -> str:
+def toml_snippet(spec: ModelSpec) -> str | None:
+    if not spec.tickers_known:
+        return None
     tickers = ", ".join(f'"{t}"' for t in spec.tickers)
     return f'[model]\ndir = "{spec.model_dir.resolve()}"\ntickers = [{tickers}]\n'
+
+
+def _tickers_line(report: dict[str, Any]) -> str:
+    if report["tickers"] is None:
+        return f"Tickers      UNKNOWN ({report['n_tickers']} positions; see the warning to pin them)"
+    return f"Tickers      {', '.join(report['tickers'])}  (state order)"
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -83,7 +100,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['action_dim']}, {report['n_hidden_layers']} hidden layers, "
         f"{report['n_parameters']:,} params",
         f"State        {report['state_layout']}",
-        f"Tickers      {', '.join(report['tickers'])}  (state order)",
+        _tickers_line(report),
         f"Lookback     {report['lookback']} bars of {report['timeframe']}",
         f"Features     {', '.join(report['features'])}",
         f"Norms        cash {n['cash']:g}, stocks {n['stocks']:g}, tech {n['tech']:g}, "

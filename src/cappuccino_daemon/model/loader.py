@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,11 @@ from cappuccino_daemon.model.spec import (
 from cappuccino_daemon.model.trial_pickle import read_best_trial
 
 log = get_logger(__name__)
+
+
+class UnknownTickersError(ConfigError):
+    """A legacy model whose tickers nobody recorded (``inspect`` describes it anyway)."""
+
 
 BEST_TRIAL_FILE = "best_trial"
 DEFAULT_TIMEFRAME = "1h"
@@ -87,16 +93,62 @@ def _find_db_near(model_dir: Path) -> Path | None:
     return None
 
 
+def ticker_placeholders(n: int) -> str:
+    """``T1,T2,...,Tn``: an example with the right number of symbols that cannot be pasted by mistake."""
+    return ",".join(f"T{i}" for i in range(1, n + 1))
+
+
 def missing_metadata_command(model_dir: Path, n_tickers: int | None = None) -> str:
     """The exact command that writes the manifest for this folder."""
     if (model_dir / BEST_TRIAL_FILE).is_file():
-        extra = "" if n_tickers == len(DEFAULT_TRAINING_TICKERS) else " --tickers T1,T2,..."
+        if n_tickers == len(DEFAULT_TRAINING_TICKERS):
+            extra = ""
+        else:
+            extra = f" --tickers {ticker_placeholders(n_tickers) if n_tickers else 'T1,T2,...'}"
         return f"cappuccino-paper trial-metadata --from-best-trial --output-dir {model_dir}{extra}"
     m = _FOLDER_NUMBER.search(model_dir.name)
     number = m.group(1) if m else "N"
     db = _find_db_near(model_dir)
     db_arg = str(db) if db else "databases/optuna_cappuccino.db"
     return f"cappuccino-paper trial-metadata --trial-id {number} --output-dir {model_dir} --db {db_arg}"
+
+
+def recorded_tickers(
+    user_attrs: Mapping[str, Any], where: str, folder: Path | str = "FOLDER"
+) -> tuple[str, ...] | None:
+    """FinRL_Crypto's ``user_attrs["ticker_list"]`` normalised (``BTCUSDT`` -> ``BTC``), stored order kept.
+
+    The stored order is the column order of the training arrays, so it is never sorted. None when the
+    trial records no tickers (Cappuccino trials never do).
+    """
+    raw = user_attrs.get("ticker_list")
+    if raw is None:
+        return None
+    pin = (
+        f"`cappuccino-paper trial-metadata --from-best-trial --output-dir {folder} --tickers T1,T2,... "
+        "--force` (training order)"
+    )
+    if not isinstance(raw, list) or not raw or not all(isinstance(t, str) and t.strip() for t in raw):
+        raise ConfigError(
+            f"{where}: user_attrs.ticker_list is {str(raw)[:80]!r}, not a list of symbols, so the tickers "
+            f"the model was trained on are unknown. Fix: pin them with {pin}."
+        )
+    tickers = tuple(normalise_ticker(t) for t in raw)
+    if len(set(tickers)) != len(tickers):
+        raise ConfigError(
+            f"{where}: user_attrs.ticker_list {', '.join(raw)} names a ticker twice after normalisation "
+            f"({', '.join(tickers)}); the state has one slot per ticker. Fix: pin the real list with {pin}."
+        )
+    return tickers
+
+
+def recorded_count_mismatch(where: str, recorded: Sequence[str], n: int, fix: str) -> ConfigError:
+    """A ticker_list of the wrong length: the pickle describes another run than these weights."""
+    return ConfigError(
+        f"{where}: user_attrs.ticker_list names {len(recorded)} tickers ({', '.join(recorded)}) but "
+        f"actor.pth has {n} actions (action_dim {n}), one per ticker; the trial record describes another "
+        f"run than these weights. Fix: {fix}"
+    )
 
 
 def timeframe_from(model_dir: Path, *candidates: Any) -> tuple[str, list[str]]:
@@ -194,11 +246,12 @@ def _resolve_tickers(
                 f"pass exactly {n} tickers in training (alphabetical) order, "
                 f"or write the manifest with `{missing_metadata_command(model_dir, n)}`."
             )
-        raise ConfigError(
-            f"{model_dir}: the model trades {n} tickers but the folder has no manifest saying which ones "
+        raise UnknownTickersError(
+            f"{model_dir}: the model trades {n} tickers but neither a manifest nor best_trial's "
+            "user_attrs.ticker_list says which ones "
             f"(only 7-ticker legacy models default to {', '.join(DEFAULT_TRAINING_TICKERS)}). Fix: pass "
             f"--tickers with exactly {n} symbols (state order is alphabetical), or write the manifest with "
-            f"`{missing_metadata_command(model_dir, n)}`."
+            f"`{missing_metadata_command(model_dir, n)}` (T1..T{n} = the training symbols in order)."
         )
     if req is None or req == model_tickers:
         return model_tickers, notes
@@ -225,111 +278,219 @@ def _resolve_tickers(
     return ordered, notes
 
 
-def load_model_spec(model_dir: Path, requested_tickers: Sequence[str] | None = None) -> ModelSpec:
-    """The full description of the model in ``model_dir``; refuses anything it cannot trust."""
+def _apply_overrides(
+    base: EnvProfile, n: int, params: Mapping[str, Any], profile: str | None, capital: float | None
+) -> EnvProfile:
+    """An explicit ``--profile`` replaces the model's profile; ``--capital`` its initial capital."""
     from cappuccino_daemon.model import profiles
 
+    if profile is not None:
+        return profiles.get_profile(profile, n, params, capital=capital)
+    if capital is not None:
+        if not (math.isfinite(capital) and capital > 0):
+            raise ConfigError(
+                f"--capital must be a positive number of USD, got {capital}; e.g. --capital 1000."
+            )
+        return replace(base, initial_capital=float(capital))
+    return base
+
+
+def load_model_spec(
+    model_dir: Path,
+    requested_tickers: Sequence[str] | None = None,
+    *,
+    profile: str | None = None,
+    capital: float | None = None,
+    allow_unknown_tickers: bool = False,
+) -> ModelSpec:
+    """The full description of the model in ``model_dir``; refuses anything it cannot trust.
+
+    ``profile``/``capital`` are explicit user choices (replay flags): they replace the model's values
+    and silence the matching "assuming" warning. ``allow_unknown_tickers`` is for ``inspect`` only: a
+    legacy model whose tickers nobody recorded is described (``tickers_known`` False) instead of refused.
+    """
     model_dir = Path(model_dir)
     info = read_checkpoint(model_dir)
     lookback = lookback_or_refuse(info)
-    n = info.n_tickers
-    warnings: list[str] = []
     manifest = read_manifest(model_dir)
     if manifest is not None:
-        _check_manifest(info, manifest, lookback, model_dir)
-        if manifest.actor_sha256 is None:
-            warnings.append("manifest is not pinned to this actor.pth (no sha256); re-run trial-metadata")
-        tickers, notes = _resolve_tickers(
-            tuple(manifest.tickers), requested_tickers, n, model_dir, pinned=True
-        )
-        warnings += notes
-        norm = manifest.normalisation
-        spec = ModelSpec(
-            model_dir=model_dir,
-            algorithm=info.algorithm,
-            state_dim=info.state_dim,
-            net_dim=info.net_dim,
-            action_dim=info.action_dim,
-            n_hidden_layers=info.n_hidden_layers,
-            tickers=tickers,
-            lookback=lookback,
-            features=tuple(manifest.features),
-            timeframe=manifest.timeframe,
-            norms=Normalisation(norm.cash, norm.stocks, norm.tech, norm.reward, norm.action),
-            profile=_profile_from_manifest(manifest),
-            source=TrialSource(
-                manifest.source.study, manifest.source.number, manifest.source.trial_id, "manifest"
-            ),
-            action_normaliser=manifest.action_normaliser,
-            params=dict(manifest.params),
-            user_attrs=dict(manifest.user_attrs),
-            actor_sha256=info.sha256,
-            warnings=tuple(warnings + list(manifest.notes)),
+        spec = _spec_from_manifest(info, manifest, lookback, model_dir, requested_tickers)
+        spec = replace(
+            spec, profile=_apply_overrides(spec.profile, info.n_tickers, spec.params, profile, capital)
         )
     else:
-        bt_path = model_dir / BEST_TRIAL_FILE
-        if not bt_path.is_file():
-            raise ConfigError(
-                f"{model_dir} has actor.pth but no metadata: neither {MANIFEST_FILE} nor best_trial, so the "
-                "tickers, normalisation and lookback the model was trained with are unknown. Fix: run "
-                f"`{missing_metadata_command(model_dir, n)}` (add --study NAME if it lists several matching "
-                "trials; `cappuccino-paper trials --db ...` shows them)."
-            )
-        record = read_best_trial(bt_path)
-        params = record.params
-        norms, notes = decode_norms(params, str(bt_path))
-        warnings += notes
-        p_net = params.get("net_dimension")
-        if p_net is not None and int(p_net) != info.net_dim:
-            warnings.append(
-                f"best_trial params say net_dimension={p_net} but actor.pth is {info.net_dim} wide: the "
-                "params may describe another run (shared trial folder or id/number confusion); tensor "
-                "shapes win"
-            )
-        p_lb = params.get("lookback")
-        if p_lb is not None and int(p_lb) != lookback:
-            warnings.append(
-                f"best_trial params say lookback={p_lb} but the checkpoint's state_dim {info.state_dim} "
-                f"implies lookback {lookback}; using {lookback}"
-            )
-        default = DEFAULT_TRAINING_TICKERS if n == len(DEFAULT_TRAINING_TICKERS) else None
-        tickers, notes = _resolve_tickers(default, requested_tickers, n, model_dir, pinned=False)
-        if default is not None and tickers == default:
-            warnings.append(
-                f"no manifest: assuming the default alphabetical training tickers {', '.join(default)}; pin "
-                f"them with `{missing_metadata_command(model_dir, n)}`"
-            )
-        warnings += notes
-        timeframe, notes = timeframe_from(
-            model_dir, record.user_attrs.get("timeframe"), params.get("timeframe")
-        )
-        warnings += notes
-        profile_name = legacy_profile_name(params)
-        profile = profiles.get_profile(profile_name, n, params)
-        warnings.append(
-            f"no manifest: assuming env profile {profile_name!r} (capital {profile.initial_capital:g}, fees "
-            f"{profile.buy_cost_pct:g}, safety {profile.safety_factor:g}); pin it with "
-            "trial-metadata --profile"
-        )
-        spec = ModelSpec(
-            model_dir=model_dir,
-            algorithm=info.algorithm,
-            state_dim=info.state_dim,
-            net_dim=info.net_dim,
-            action_dim=info.action_dim,
-            n_hidden_layers=info.n_hidden_layers,
-            tickers=tickers,
-            lookback=lookback,
-            features=FEATURES_11,
-            timeframe=timeframe,
-            norms=norms,
-            profile=profile,
-            source=TrialSource(record.study, record.number, record.trial_id, "best_trial"),
-            params=dict(params),
-            user_attrs=dict(record.user_attrs),
-            actor_sha256=info.sha256,
-            warnings=tuple(warnings),
+        spec = _spec_from_best_trial(
+            info, lookback, model_dir, requested_tickers, profile, capital, allow_unknown_tickers
         )
     for w in spec.warnings:
         log.warning("model_spec_warning", model_dir=str(model_dir), warning=w)
     return spec
+
+
+def _spec_from_manifest(
+    info: CheckpointInfo,
+    manifest: Manifest,
+    lookback: int,
+    model_dir: Path,
+    requested_tickers: Sequence[str] | None,
+) -> ModelSpec:
+    _check_manifest(info, manifest, lookback, model_dir)
+    warnings: list[str] = []
+    if manifest.actor_sha256 is None:
+        warnings.append("manifest is not pinned to this actor.pth (no sha256); re-run trial-metadata")
+    tickers, notes = _resolve_tickers(
+        tuple(manifest.tickers), requested_tickers, info.n_tickers, model_dir, pinned=True
+    )
+    norm = manifest.normalisation
+    return ModelSpec(
+        model_dir=model_dir,
+        algorithm=info.algorithm,
+        state_dim=info.state_dim,
+        net_dim=info.net_dim,
+        action_dim=info.action_dim,
+        n_hidden_layers=info.n_hidden_layers,
+        tickers=tickers,
+        lookback=lookback,
+        features=tuple(manifest.features),
+        timeframe=manifest.timeframe,
+        norms=Normalisation(norm.cash, norm.stocks, norm.tech, norm.reward, norm.action),
+        profile=_profile_from_manifest(manifest),
+        source=TrialSource(
+            manifest.source.study, manifest.source.number, manifest.source.trial_id, "manifest"
+        ),
+        action_normaliser=manifest.action_normaliser,
+        params=dict(manifest.params),
+        user_attrs=dict(manifest.user_attrs),
+        actor_sha256=info.sha256,
+        warnings=tuple(warnings + notes + list(manifest.notes)),
+    )
+
+
+def _params_disagreements(params: Mapping[str, Any], info: CheckpointInfo, lookback: int) -> list[str]:
+    warnings = []
+    p_net = params.get("net_dimension")
+    if p_net is not None and int(p_net) != info.net_dim:
+        warnings.append(
+            f"best_trial params say net_dimension={p_net} but actor.pth is {info.net_dim} wide: the "
+            "params may describe another run (shared trial folder or id/number confusion); tensor "
+            "shapes win"
+        )
+    p_lb = params.get("lookback")
+    if p_lb is not None and int(p_lb) != lookback:
+        warnings.append(
+            f"best_trial params say lookback={p_lb} but the checkpoint's state_dim {info.state_dim} "
+            f"implies lookback {lookback}; using {lookback}"
+        )
+    return warnings
+
+
+def _legacy_tickers(
+    user_attrs: Mapping[str, Any],
+    n: int,
+    model_dir: Path,
+    requested: Sequence[str] | None,
+    allow_unknown: bool,
+) -> tuple[tuple[str, ...] | None, list[str]]:
+    """Tickers of a folder without manifest: ``ticker_list`` > the 7-ticker default > ``requested``.
+
+    None (only with ``allow_unknown``) when nothing says which tickers the model trades.
+    """
+    where = str(model_dir / BEST_TRIAL_FILE)
+    recorded = recorded_tickers(user_attrs, where, model_dir)
+    if recorded is not None:
+        if len(recorded) != n:
+            fix = (
+                "pin the right tickers with "
+                f"`cappuccino-paper trial-metadata --from-best-trial --output-dir {model_dir} --tickers "
+                f"{ticker_placeholders(n)} --force` (training order), or use the best_trial of this run."
+            )
+            raise recorded_count_mismatch(where, recorded, n, fix)
+        tickers, notes = _resolve_tickers(recorded, requested, n, model_dir, pinned=True)
+        return tickers, notes
+    default = DEFAULT_TRAINING_TICKERS if n == len(DEFAULT_TRAINING_TICKERS) else None
+    try:
+        tickers, notes = _resolve_tickers(default, requested, n, model_dir, pinned=False)
+    except UnknownTickersError:
+        if not allow_unknown:
+            raise
+        return None, [
+            f"tickers unknown: the model trades {n} tickers but neither a manifest nor best_trial's "
+            "user_attrs.ticker_list says which (in which order); worker, validate and replay refuse it until "
+            f"you pin them with `{missing_metadata_command(model_dir, n)}` (T1..T{n} = the training symbols "
+            "in training order)"
+        ]
+    req_n = len(requested) if requested else None
+    if default is not None and tickers == default and req_n != n:
+        notes.insert(
+            0,
+            f"no manifest: assuming the default alphabetical training tickers {', '.join(default)}; pin "
+            f"them with `{missing_metadata_command(model_dir, n)}`",
+        )
+    return tickers, notes
+
+
+def _profile_warning(prof: EnvProfile, capital: float | None) -> str:
+    money = (
+        f"capital {prof.initial_capital:g} as given"
+        if capital is not None
+        else f"capital {prof.initial_capital:g}"
+    )
+    return (
+        f"no manifest: assuming env profile {prof.name!r} ({money}, fees {prof.buy_cost_pct:g}, safety "
+        f"{prof.safety_factor:g}); pin it with trial-metadata --profile"
+    )
+
+
+def _spec_from_best_trial(
+    info: CheckpointInfo,
+    lookback: int,
+    model_dir: Path,
+    requested_tickers: Sequence[str] | None,
+    profile: str | None,
+    capital: float | None,
+    allow_unknown_tickers: bool,
+) -> ModelSpec:
+    from cappuccino_daemon.model import profiles
+
+    n = info.n_tickers
+    bt_path = model_dir / BEST_TRIAL_FILE
+    if not bt_path.is_file():
+        raise ConfigError(
+            f"{model_dir} has actor.pth but no metadata: neither {MANIFEST_FILE} nor best_trial, so the "
+            "tickers, normalisation and lookback the model was trained with are unknown. Fix: run "
+            f"`{missing_metadata_command(model_dir, n)}` (add --study NAME if it lists several matching "
+            "trials; `cappuccino-paper trials --db ...` shows them)."
+        )
+    record = read_best_trial(bt_path)
+    params = record.params
+    norms, warnings = decode_norms(params, str(bt_path))
+    warnings += _params_disagreements(params, info, lookback)
+    tickers, notes = _legacy_tickers(
+        record.user_attrs, n, model_dir, requested_tickers, allow_unknown_tickers
+    )
+    warnings += notes
+    timeframe, notes = timeframe_from(model_dir, record.user_attrs.get("timeframe"), params.get("timeframe"))
+    warnings += notes
+    prof = profiles.get_profile(profile or legacy_profile_name(params), n, params, capital=capital)
+    if profile is None:
+        warnings.append(_profile_warning(prof, capital))
+    return ModelSpec(
+        model_dir=model_dir,
+        algorithm=info.algorithm,
+        state_dim=info.state_dim,
+        net_dim=info.net_dim,
+        action_dim=info.action_dim,
+        n_hidden_layers=info.n_hidden_layers,
+        tickers=tickers or (),
+        tickers_known=tickers is not None,
+        lookback=lookback,
+        features=FEATURES_11,
+        timeframe=timeframe,
+        norms=norms,
+        profile=prof,
+        source=TrialSource(record.study, record.number, record.trial_id, "best_trial"),
+        params=dict(params),
+        user_attrs=dict(record.user_attrs),
+        actor_sha256=info.sha256,
+        warnings=tuple(warnings),
+    )

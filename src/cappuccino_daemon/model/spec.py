@@ -88,6 +88,9 @@ class ModelSpec:
     user_attrs: dict[str, Any] = field(default_factory=dict)
     actor_sha256: str = ""
     warnings: tuple[str, ...] = ()
+    # False only for ``inspect`` on a legacy model nobody recorded the tickers of (``tickers`` is empty);
+    # every serving path refuses such a model before a spec exists.
+    tickers_known: bool = True
 
     @property
     def n_tickers(self) -> int:

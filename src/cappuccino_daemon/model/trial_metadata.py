@@ -3,8 +3,11 @@
 Replaces Cappuccino's ``create_trial_pickle.py``. The old ``--trial-id`` meant either the global DB id
 or the per-study number; both are accepted here, and more than one match is a refusal that lists them.
 When ``actor.pth`` is present the trial's params are checked against the tensor shapes, so the wrong
-study's trial 12 is caught before it is pinned. Without ``actor.pth`` the manifest is written unpinned
-(``actor_sha256`` null, architecture from the params) and the loader warns until it is regenerated.
+study's trial 12 is caught before it is pinned. A folder without ``actor.pth`` (or whose ``actor.pth`` is
+not a PPO actor) cannot be served, so no manifest is written for it unless ``--force``; then it is
+unpinned (``actor_sha256`` null, architecture from the params), the reason is in its notes and the
+loader warns until it is regenerated. Tickers: ``--tickers`` > the trial's ``user_attrs.ticker_list``
+(FinRL_Crypto; stored order = training order) > the 7-ticker default.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ from cappuccino_daemon.model.loader import (
     decode_norms,
     legacy_profile_name,
     normalise_ticker,
+    recorded_count_mismatch,
+    recorded_tickers,
+    ticker_placeholders,
     timeframe_from,
 )
 from cappuccino_daemon.model.manifest import (
+    MANIFEST_FILE,
     Manifest,
     ManifestArchitecture,
     ManifestNormalisation,
@@ -147,6 +154,91 @@ def _check_shapes(trial: TrialData, info: CheckpointInfo, lookback: int, force: 
     return problems
 
 
+def _count_without_actor(trial: TrialData, tickers: Sequence[str] | None, output_dir: Path) -> int:
+    """Number of tickers when there are no weights to count actions on (``--force`` only)."""
+    if tickers:
+        return len(tickers)
+    recorded = recorded_tickers(trial.user_attrs, f"trial {_label(trial)}", output_dir)
+    return len(recorded) if recorded else len(DEFAULT_TRAINING_TICKERS)
+
+
+def _requested(tickers: Sequence[str], n: int) -> list[str]:
+    chosen = [normalise_ticker(t) for t in tickers]
+    if len(chosen) != n:
+        raise ConfigError(
+            f"--tickers lists {len(chosen)} symbols but the model has {n} actions. Fix: pass exactly {n} "
+            "tickers in the order of the training arrays (alphabetical for Cappuccino/FinRL_Crypto), e.g. "
+            f"--tickers {ticker_placeholders(n)}."
+        )
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(
+            f"--tickers {','.join(chosen)} names a ticker twice; the state has one slot per ticker. Fix: "
+            f"pass {n} different symbols in training (alphabetical) order."
+        )
+    return chosen
+
+
+def _recorded_or_forced(
+    trial: TrialData, n: int, tickers: Sequence[str] | None, force: bool, output_dir: Path
+) -> tuple[tuple[str, ...] | None, list[str]]:
+    """The trial's ``ticker_list`` checked against ``n``; with --force and --tickers a bad one is noted."""
+    where = f"trial {_label(trial)}"
+    try:
+        recorded = recorded_tickers(trial.user_attrs, where, output_dir)
+        if recorded is not None and len(recorded) != n:
+            fix = (
+                "pick the trial that trained these weights, or pass --tickers with the "
+                f"{n} training symbols and --force (recorded in the manifest's notes)."
+            )
+            raise recorded_count_mismatch(where, recorded, n, fix)
+    except ConfigError as exc:
+        if not (force and tickers):
+            raise
+        return None, [f"--force: ignored the trial's user_attrs.ticker_list ({str(exc)[:160]})"]
+    return recorded, []
+
+
+def choose_tickers(
+    trial: TrialData, n: int, tickers: Sequence[str] | None, force: bool, output_dir: Path
+) -> tuple[list[str], list[str]]:
+    """``--tickers`` > ``user_attrs.ticker_list`` (training order) > the 7-ticker default; else refuse."""
+    recorded, notes = _recorded_or_forced(trial, n, tickers, force, output_dir)
+    if tickers:
+        chosen = _requested(tickers, n)
+        if recorded is None or tuple(chosen) == recorded:
+            if recorded is None and chosen != sorted(chosen):
+                notes.append(f"tickers pinned in the given non-alphabetical order {', '.join(chosen)}")
+            return chosen, notes
+        if set(chosen) == set(recorded):
+            notes.append(
+                f"--tickers {','.join(chosen)} put into the trial's ticker_list order {', '.join(recorded)}"
+            )
+            return list(recorded), notes
+        if not force:
+            raise ConfigError(
+                f"--tickers {','.join(chosen)} disagrees with the trial's user_attrs.ticker_list "
+                f"{', '.join(recorded)} (the tickers it was trained on). Fix: drop --tickers to pin the "
+                "recorded list, or add --force to pin yours anyway (recorded in the manifest's notes)."
+            )
+        notes.append(
+            f"--force: pinned --tickers {','.join(chosen)} over the trial's ticker_list {','.join(recorded)}"
+        )
+        return chosen, notes
+    if recorded is not None:
+        notes.append(
+            f"tickers from the trial's user_attrs.ticker_list (training order): {', '.join(recorded)}"
+        )
+        return list(recorded), notes
+    if n == len(DEFAULT_TRAINING_TICKERS):
+        notes.append("tickers not given: pinned the default alphabetical training list")
+        return list(DEFAULT_TRAINING_TICKERS), notes
+    raise ConfigError(
+        f"The model trades {n} tickers and the trial does not record which (no user_attrs.ticker_list). "
+        f"Fix: add --tickers with exactly {n} symbols in training (alphabetical) order, e.g. "
+        f"--tickers {ticker_placeholders(n)}."
+    )
+
+
 def build_manifest(
     trial: TrialData,
     output_dir: Path,
@@ -157,11 +249,12 @@ def build_manifest(
     capital: float | None = None,
     db: Path | None = None,
     force: bool = False,
+    extra_notes: Sequence[str] = (),
 ) -> Manifest:
     """The manifest for ``trial`` pinned to ``info`` (or unpinned when there is no actor.pth)."""
     from cappuccino_daemon.model import profiles
 
-    notes: list[str] = []
+    notes: list[str] = list(extra_notes)
     params = trial.params
     if info is not None:
         lookback = lookback_or_refuse(info)
@@ -174,30 +267,10 @@ def build_manifest(
                 "the architecture is unknown. Fix: copy actor.pth into the output folder first."
             )
         lookback, net_dim = int(params["lookback"]), int(params["net_dimension"])
-        n = len(tickers) if tickers else len(DEFAULT_TRAINING_TICKERS)
-        notes.append("written without actor.pth: not pinned to weights (no sha256); re-run once it is there")
-    if tickers:
-        chosen = [normalise_ticker(t) for t in tickers]
-        if len(chosen) != n:
-            raise ConfigError(
-                f"--tickers lists {len(chosen)} symbols but the model has {n} actions. Fix: pass exactly {n} "
-                "tickers in the order of the training arrays (alphabetical for Cappuccino/FinRL_Crypto)."
-            )
-        if len(set(chosen)) != len(chosen):
-            raise ConfigError(
-                f"--tickers {','.join(chosen)} names a ticker twice; the state has one slot per ticker. Fix: "
-                f"pass {n} different symbols in training (alphabetical) order."
-            )
-        if chosen != sorted(chosen):
-            notes.append(f"tickers pinned in the given non-alphabetical order {', '.join(chosen)}")
-    elif n == len(DEFAULT_TRAINING_TICKERS):
-        chosen = list(DEFAULT_TRAINING_TICKERS)
-        notes.append("tickers not given: pinned the default alphabetical training list")
-    else:
-        raise ConfigError(
-            f"The model trades {n} tickers and the trial does not record which. Fix: add --tickers with "
-            f"exactly {n} symbols in training (alphabetical) order, e.g. --tickers BTC,ETH,LTC."
-        )
+        n = _count_without_actor(trial, tickers, output_dir)
+        notes.append("not pinned to weights (no sha256); re-run trial-metadata once actor.pth is there")
+    chosen, ticker_notes = choose_tickers(trial, n, tickers, force, output_dir)
+    notes += ticker_notes
     norms, norm_notes = decode_norms(params, f"trial {_label(trial)}")
     notes += norm_notes
     timeframe, tf_notes = timeframe_from(
@@ -264,6 +337,29 @@ def legacy_pickle_bytes(trial: TrialData, folder_name: str) -> bytes:
     return pickle.dumps(frozen, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _servable_actor(output_dir: Path, force: bool) -> tuple[CheckpointInfo | None, list[str]]:
+    """The folder's PPO actor; a missing or unusable one is refused unless --force (then noted)."""
+    actor = output_dir / ACTOR_FILE
+    refuse = (
+        f"Refusing to write {MANIFEST_FILE} for a folder the worker cannot serve. Fix: copy the trained "
+        f"PPO actor.pth into {output_dir} and re-run, or add --force to write an unpinned manifest anyway "
+        "(recorded in its notes)."
+    )
+    if not actor.is_file():
+        if not force:
+            raise ConfigError(f"{actor} does not exist, so there are no weights to pin. {refuse}")
+        reason = "actor.pth missing"
+    else:
+        try:
+            return read_checkpoint(output_dir), []
+        except ConfigError as exc:
+            if not force:
+                raise ConfigError(f"{exc} {refuse}") from None
+            reason = f"actor.pth is not a usable PPO actor ({str(exc)[:160]})"
+    log.warning("trial_metadata_unpinned", output_dir=str(output_dir), reason=reason)
+    return None, [f"--force: written although {reason}"]
+
+
 def write_trial_metadata(
     output_dir: Path,
     *,
@@ -285,9 +381,7 @@ def write_trial_metadata(
             f"--output-dir {output_dir} is a file. Fix: pass the trial folder that holds actor.pth, e.g. "
             "--output-dir train_results/cwd_tests/trial_12_1h."
         )
-    info = read_checkpoint(output_dir) if (output_dir / ACTOR_FILE).exists() else None
-    if info is None:
-        log.warning("trial_metadata_unpinned", output_dir=str(output_dir), reason="actor.pth missing")
+    info, forced = _servable_actor(output_dir, force)
     if from_best_trial:
         trial = trial_from_best_trial(output_dir)
         write_pickle = False  # the folder already has the legacy pickle
@@ -296,7 +390,15 @@ def write_trial_metadata(
             raise ConfigError("--db is required unless --from-best-trial is given.")
         trial = select_db_trial(db, trial_id=trial_id, study=study, number=number, info=info)
     manifest = build_manifest(
-        trial, output_dir, info=info, tickers=tickers, profile=profile, capital=capital, db=db, force=force
+        trial,
+        output_dir,
+        info=info,
+        tickers=tickers,
+        profile=profile,
+        capital=capital,
+        db=db,
+        force=force,
+        extra_notes=forced,
     )
     try:  # only now, so that a refused trial never leaves a stray folder behind
         output_dir.mkdir(parents=True, exist_ok=True)

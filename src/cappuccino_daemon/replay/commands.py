@@ -69,9 +69,11 @@ def _run_replay(args: argparse.Namespace) -> int:
         )
     start = runner.parse_time(args.start, "--start")
     end = runner.parse_time(args.end, "--end")
-    spec = load_model_spec(args.model_dir, _tickers(args.tickers))
+    # Explicit --profile/--capital/--tickers go into the spec, so its warnings (logged and recorded in the
+    # summary) say what is actually used instead of "assuming" what the flags replaced.
+    spec = load_model_spec(args.model_dir, _tickers(args.tickers), profile=args.profile, capital=args.capital)
     policy = load_policy(args.model_dir)
-    profile = runner.resolve_profile(spec, args.profile, args.capital)
+    profile = spec.profile
     norms = spec.norms if args.norm_action is None else replace(spec.norms, action=float(args.norm_action))
     frames = runner.load_frames(args.bars_dir, spec.tickers, spec.timeframe)
     matrix = runner.build_matrix(frames, spec.tickers, args.bars_dir)

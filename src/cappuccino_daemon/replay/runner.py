@@ -9,11 +9,9 @@ crash never leaves a truncated replay that looks complete.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,21 +67,6 @@ def build_matrix(frames: Mapping[str, pd.DataFrame], tickers: Sequence[str], bar
             rule="row dropped for all",
         )
     return matrix
-
-
-def resolve_profile(spec: ModelSpec, name: str | None, capital: float | None) -> EnvProfile:
-    """``--profile`` replaces the model's profile, ``--capital`` its initial capital."""
-    if name is not None:
-        from cappuccino_daemon.model.profiles import get_profile
-
-        return get_profile(name, spec.n_tickers, spec.params, capital=capital)
-    if capital is not None:
-        if not (math.isfinite(capital) and capital > 0):
-            raise ConfigError(
-                f"--capital must be a positive number of USD, got {capital}; e.g. --capital 1000."
-            )
-        return replace(spec.profile, initial_capital=float(capital))
-    return spec.profile
 
 
 def replay_to_jsonl(
