@@ -63,7 +63,7 @@ def test_good_bars_pass_including_flat_ones(tmp_path: Path) -> None:
 
 
 def test_worker_check_refuses_fetched_bars_by_the_same_rule() -> None:
-    """The worker's data check: broker bars parsed by the real adapter, one impossible bar → StaleDataError."""
+    """The worker's data check: broker bars parsed by the real adapter; an impossible bar is stale data."""
     rows = [
         {"t": "2024-01-01T00:00:00Z", "o": 100, "h": 101, "l": 99, "c": 100, "v": 1},
         {"t": "2024-01-01T01:00:00Z", "o": 100, "h": 98, "l": 99, "c": 100, "v": 1},
@@ -79,7 +79,8 @@ def test_worker_check_refuses_fetched_bars_by_the_same_rule() -> None:
 def test_emulator_refuses_an_impossible_bar_in_its_bars_folder(tmp_path: Path) -> None:
     path = _csv(tmp_path / "bars", "{t},100,101,-19151,100.5,3\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "cappuccino_daemon", "emulator", "--bars-dir", str(path.parent), "--port", "0"],
+        [sys.executable, "-m", "cappuccino_daemon", "emulator", "--bars-dir", str(path.parent),
+         "--port", "0"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == EX_CONFIG, proc.stderr[-2000:]
