@@ -239,6 +239,11 @@ def _format_settings_error(config_file: Path, exc: SettingsError) -> str:
 
 
 def _missing_config_message(config_file: Path) -> str:
+    if config_file.is_symlink() and not config_file.exists():
+        return (
+            f"Configuration file {config_file} is a symbolic link to {os.readlink(config_file)}, which does "
+            "not exist. Fix the link, or pass --config PATH to an existing file."
+        )
     if config_file.exists():
         kind = "a directory" if config_file.is_dir() else "not a regular file"
         inside = [
@@ -267,8 +272,19 @@ def load_settings(path: Path | None = None, *, require_model_dir: bool = True) -
     if not config_file.is_file():
         raise ConfigError(_missing_config_message(config_file))
     try:
-        raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = config_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read the configuration file {config_file}: {exc.strerror or exc}. Fix: make it readable "
+            f"by this user (e.g. `chmod 644 {config_file}`) or pass --config PATH."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Cannot parse {config_file} as TOML: it is not UTF-8 text ({exc}). Save it as UTF-8."
+        ) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Cannot parse {config_file} as TOML: {exc}. Fix the syntax at that line.") from exc
     secrets = _find_secrets(raw)
     if secrets:

@@ -157,3 +157,10 @@ def test_replay_capital_too_large_is_refused_before_any_work(tmp_path: Path) -> 
     )  # fmt: skip
     assert_one_paragraph(proc, EX_CONFIG, "--capital", "1e+12")
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_broken_symlink_config_names_its_target(tmp_path: Path) -> None:
+    link = tmp_path / "daemon.toml"
+    link.symlink_to(tmp_path / "gone.toml")
+    with pytest.raises(ConfigError, match=r"symbolic link to .*gone\.toml"):
+        load_settings(link)
