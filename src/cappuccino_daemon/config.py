@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -74,6 +74,13 @@ class EmulatorSection(_Section):
     persist: bool = Field(default=True, description="False: the embedded exchange forgets on restart.")
 
 
+# Placeholders the supervisor fills into the ``*_command`` overrides (see supervisor/plans.py).
+COMMAND_PLACEHOLDERS = frozenset(
+    {"python", "config", "heartbeat_file", "broker_url", "state_dir", "host", "port", "ready_file"}
+)
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
 class SupervisorSection(_Section):
     backoff_base_s: float = Field(default=5.0, gt=0)
     backoff_max_s: float = Field(default=300.0, gt=0)
@@ -87,6 +94,20 @@ class SupervisorSection(_Section):
     worker_command: list[str] | None = Field(default=None, description="Override the worker argv.")
     validate_command: list[str] | None = Field(default=None, description="Override the validate argv.")
     emulator_command: list[str] | None = Field(default=None, description="Override the emulator argv.")
+
+    @field_validator("worker_command", "validate_command", "emulator_command")
+    @classmethod
+    def _known_placeholders(cls, argv: list[str] | None) -> list[str] | None:
+        unknown = sorted(
+            {m for part in argv or [] for m in _PLACEHOLDER.findall(part)} - COMMAND_PLACEHOLDERS
+        )
+        if unknown:
+            known = ", ".join("{" + k + "}" for k in sorted(COMMAND_PLACEHOLDERS))
+            raise ValueError(
+                f"unknown placeholder {', '.join('{' + u + '}' for u in unknown)}; known: {known}. Fix or "
+                "remove the setting (it is an advanced/testing override)"
+            )
+        return argv
 
     @model_validator(mode="after")
     def _backoff_cap_not_below_base(self) -> SupervisorSection:
@@ -135,6 +156,16 @@ class DaemonSettings(BaseSettings):
     logging: LoggingSection = LoggingSection()
     metrics: MetricsSection = MetricsSection()
     source_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _embedded_emulator_needs_a_fixed_port(self) -> DaemonSettings:
+        """The supervisor tells the worker the emulator's port before starting it, so 0 cannot work."""
+        if self.broker.kind == "emulator" and self.emulator.port == 0:
+            raise ValueError(
+                '[emulator] port = 0 (any free port) cannot be used with [broker] kind = "emulator", because '
+                "the worker must be told the port in advance. Set a fixed port such as 8765"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -198,8 +229,9 @@ def _describe_error(err: Any) -> str:
         text = f"unknown key '{key}' (remove it or check its spelling and section)"
     elif err["type"] == "missing":
         text = f"missing required key '{key}'"
-    elif err["type"] == "value_error":  # a rule across keys (model validator): the message says it all
-        text = f"[{key}] {str(err['msg']).removeprefix('Value error, ')}"
+    elif err["type"] == "value_error":  # a rule (validator): the message says it all
+        rule = str(err["msg"]).removeprefix("Value error, ")
+        text = rule if not key else (f"[{key}] {rule}" if "." not in key else f"'{key}': {rule}")
     else:
         text = f"'{key}': {err['msg']} (got {err.get('input')!r})"
     variable = _env_source(tuple(err["loc"]))
