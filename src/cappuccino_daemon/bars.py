@@ -109,6 +109,23 @@ def _numbers(frame: pd.DataFrame, path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def _open_times(frame: pd.DataFrame, path: Path) -> pd.DatetimeIndex:
+    """The timestamp column as UTC times; one that is not a time is refused with its line."""
+    raw = frame["timestamp"]
+    try:
+        times = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")
+    except (ValueError, TypeError):  # a mix pandas cannot even coerce
+        times = pd.Series(pd.NaT, index=raw.index)
+    wrong = times.isna().to_numpy()
+    if wrong.any():
+        position = int(np.argmax(wrong))
+        raise ConfigError(
+            f"Bars file {path} line {position + 2}: timestamp {raw.iloc[position]!r} is not an ISO time; "
+            "write e.g. 2024-01-01T00:00:00Z (the bar's open time in UTC), or remove that row."
+        )
+    return pd.DatetimeIndex(times, name="timestamp")
+
+
 def read_bars_csv(path: Path) -> pd.DataFrame:
     """One symbol's bars, indexed by UTC open time, float64 columns; impossible bars, duplicates and disorder
     refused (line numbers count the header as line 1)."""
@@ -123,13 +140,7 @@ def read_bars_csv(path: Path) -> pd.DataFrame:
             f"Bars file {path} lacks columns {missing}; the header must be "
             "timestamp,open,high,low,close,volume (timestamp = bar open time in UTC)."
         )
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True), name="timestamp")
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"Bars file {path} has a timestamp that is not an ISO time ({exc}); write e.g. "
-            "2024-01-01T00:00:00Z (the bar's open time in UTC)."
-        ) from None
+    index = _open_times(frame, path)
     out = pd.DataFrame(_numbers(frame, path), index=index)
     if not out.index.is_monotonic_increasing or out.index.has_duplicates:
         raise ConfigError(f"Bars file {path} has unsorted or duplicate timestamps; sort and de-duplicate it.")

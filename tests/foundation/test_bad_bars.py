@@ -116,3 +116,11 @@ def test_replay_refuses_bad_bars_with_file_and_line(
     assert "Traceback" not in err and "\n" not in err
     assert str(bad) in err and "line 5" in err and needle in err
     assert not out.exists()
+
+
+def test_a_timestamp_that_is_not_a_time_is_one_paragraph(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "yesterday,100,101,99,100.5,3\n")
+    with pytest.raises(ConfigError) as info:
+        read_bars_csv(path)
+    message = str(info.value)
+    assert str(path) in message and "line 5" in message and "'yesterday'" in message and "\n" not in message
