@@ -19,6 +19,7 @@ from cappuccino_daemon.logsetup import redact_text
 Handler = Callable[[argparse.Namespace], int]
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "cappuccino_daemon.init_project",  # init
     "cappuccino_daemon.supervisor.commands",  # run, install-unit
     "cappuccino_daemon.worker.commands",  # worker
     "cappuccino_daemon.replay.commands",  # replay

@@ -9,17 +9,19 @@ otherwise the TOML's own folder. Alpaca keys are never read from the TOML (see `
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -31,7 +33,9 @@ SECRET_KEYS = {"api_key", "api_secret", "key_id", "secret_key", "alpaca_api_key"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: TOML accepts `inf` and `nan`, and `gt=0` lets infinity through; a timeout or
+    # backoff of infinity is never what a user meant, so every float setting must be a finite number.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSection(_Section):
@@ -70,6 +74,13 @@ class EmulatorSection(_Section):
     persist: bool = Field(default=True, description="False: the embedded exchange forgets on restart.")
 
 
+# Placeholders the supervisor fills into the ``*_command`` overrides (see supervisor/plans.py).
+COMMAND_PLACEHOLDERS = frozenset(
+    {"python", "config", "heartbeat_file", "broker_url", "state_dir", "host", "port", "ready_file"}
+)
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
 class SupervisorSection(_Section):
     backoff_base_s: float = Field(default=5.0, gt=0)
     backoff_max_s: float = Field(default=300.0, gt=0)
@@ -84,6 +95,30 @@ class SupervisorSection(_Section):
     validate_command: list[str] | None = Field(default=None, description="Override the validate argv.")
     emulator_command: list[str] | None = Field(default=None, description="Override the emulator argv.")
 
+    @field_validator("worker_command", "validate_command", "emulator_command")
+    @classmethod
+    def _known_placeholders(cls, argv: list[str] | None) -> list[str] | None:
+        unknown = sorted(
+            {m for part in argv or [] for m in _PLACEHOLDER.findall(part)} - COMMAND_PLACEHOLDERS
+        )
+        if unknown:
+            known = ", ".join("{" + k + "}" for k in sorted(COMMAND_PLACEHOLDERS))
+            raise ValueError(
+                f"unknown placeholder {', '.join('{' + u + '}' for u in unknown)}; known: {known}. Fix or "
+                "remove the setting (it is an advanced/testing override)"
+            )
+        return argv
+
+    @model_validator(mode="after")
+    def _backoff_cap_not_below_base(self) -> SupervisorSection:
+        """Here, not in the supervisor, so `validate` refuses exactly what `run` would."""
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ValueError(
+                f"backoff_max_s ({self.backoff_max_s}) is below backoff_base_s ({self.backoff_base_s}); the "
+                "first restart delay would exceed the cap. Set backoff_max_s >= backoff_base_s"
+            )
+        return self
+
 
 class PathsSection(_Section):
     root: Path | None = Field(default=None, description="Base for relative paths (see module doc).")
@@ -96,7 +131,7 @@ class LoggingSection(_Section):
     json_output: bool | None = Field(default=None, alias="json", description="None: JSON unless a TTY.")
     file: bool = Field(default=False, description="Also write rotating JSON logs to paths.logs.")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class MetricsSection(_Section):
@@ -121,6 +156,16 @@ class DaemonSettings(BaseSettings):
     logging: LoggingSection = LoggingSection()
     metrics: MetricsSection = MetricsSection()
     source_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _embedded_emulator_needs_a_fixed_port(self) -> DaemonSettings:
+        """The supervisor tells the worker the emulator's port before starting it, so 0 cannot work."""
+        if self.broker.kind == "emulator" and self.emulator.port == 0:
+            raise ValueError(
+                '[emulator] port = 0 (any free port) cannot be used with [broker] kind = "emulator", because '
+                "the worker must be told the port in advance. Set a fixed port such as 8765"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -167,21 +212,39 @@ def _find_secrets(data: Any, trail: str = "") -> list[str]:
     return found
 
 
+def _env_source(loc: tuple[Any, ...]) -> str | None:
+    """The environment variable that set the value at ``loc``, if one did (names are case-insensitive)."""
+    set_names = {name.upper(): name for name in os.environ if name.upper().startswith(ENV_PREFIX)}
+    parts = [str(part).upper() for part in loc]
+    for depth in range(len(parts), 0, -1):
+        candidate = ENV_PREFIX + "__".join(parts[:depth])
+        if candidate in set_names:
+            return set_names[candidate]
+    return None
+
+
+def _describe_error(err: Any) -> str:
+    key = ".".join(str(part) for part in err["loc"])
+    if err["type"] == "extra_forbidden":
+        text = f"unknown key '{key}' (remove it or check its spelling and section)"
+    elif err["type"] == "missing":
+        text = f"missing required key '{key}'"
+    elif err["type"] == "value_error":  # a rule (validator): the message says it all
+        rule = str(err["msg"]).removeprefix("Value error, ")
+        text = rule if not key else (f"[{key}] {rule}" if "." not in key else f"'{key}': {rule}")
+    else:
+        text = f"'{key}': {err['msg']} (got {err.get('input')!r})"
+    variable = _env_source(tuple(err["loc"]))
+    return f"{text} [set by the environment variable {variable}]" if variable else text
+
+
 def _format_validation_error(config_file: Path, exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"])
-        if err["type"] == "extra_forbidden":
-            problems.append(f"unknown key '{key}' (remove it or check its spelling and section)")
-        elif err["type"] == "missing":
-            problems.append(f"missing required key '{key}'")
-        else:
-            problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
+    problems = [_describe_error(err) for err in exc.errors()]
     env_hint = (
         f" A value may also come from an environment variable {ENV_PREFIX}<SECTION>__<KEY>; "
         f"check `env | grep "
         f"{ENV_PREFIX}`."
-        if any(k.startswith(ENV_PREFIX) for k in os.environ)
+        if any(k.upper().startswith(ENV_PREFIX) for k in os.environ)
         else ""
     )
     return (
@@ -190,17 +253,70 @@ def _format_validation_error(config_file: Path, exc: ValidationError) -> str:
     )
 
 
+def _format_settings_error(config_file: Path, exc: SettingsError) -> str:
+    """pydantic-settings could not decode an environment value (e.g. ``CAPPUCCINO_WORKER=junk``)."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    field = match.group(1) if match else None
+    variable = _env_source((field,)) if field else None
+    if variable is None or field is None:
+        return (
+            f"Cannot read the configuration ({config_file} plus {ENV_PREFIX}* environment variables): {exc}. "
+            f"Check `env | grep {ENV_PREFIX}` and unset or fix the variable."
+        )
+    return (
+        f"The environment variable {variable}={os.environ[variable]!r} names the whole [{field}] section of "
+        f"{config_file}, so it must be a JSON object, and it is not. Set one key at a time instead, e.g. "
+        f"{ENV_PREFIX}{field.upper()}__<KEY>=value, or remove it with `unset {variable}`."
+    )
+
+
+def _missing_config_message(config_file: Path) -> str:
+    if config_file.is_symlink() and not config_file.exists():
+        return (
+            f"Configuration file {config_file} is a symbolic link to {os.readlink(config_file)}, which does "
+            "not exist. Fix the link, or pass --config PATH to an existing file."
+        )
+    if config_file.exists():
+        kind = "a directory" if config_file.is_dir() else "not a regular file"
+        inside = [
+            p for p in (config_file / "daemon.toml", config_file / "config" / "daemon.toml") if p.is_file()
+        ]
+        hint = f"pass --config {inside[0]}" if inside else "pass --config with the path of a TOML file"
+        return f"Configuration path {config_file} is {kind}, not a TOML file. Fix: {hint}."
+    if config_file.name == "daemon.toml" and config_file.parent.name == "config":
+        folder = config_file.parent.parent
+        init = "cappuccino-paper init" + ("" if str(folder) == "." else f" {folder}")
+        create = f"Create the commented default (plus state/ and logs/) with `{init}`"
+    else:
+        create = (
+            "Create the commented default with `cappuccino-paper init` (writes config/daemon.toml, state/ "
+            f"and logs/ here) and copy config/daemon.toml to {config_file}"
+        )
+    return (
+        f"Configuration file {config_file} does not exist. {create}, or pass --config PATH to use an "
+        "existing file."
+    )
+
+
 def load_settings(path: Path | None = None, *, require_model_dir: bool = True) -> DaemonSettings:
     """Read, validate and resolve the daemon configuration; any problem is a ``ConfigError``."""
     config_file = Path(path) if path is not None else DEFAULT_CONFIG
     if not config_file.is_file():
-        raise ConfigError(
-            f"Configuration file {config_file} does not exist. Copy the example with "
-            f"`cp config/daemon.toml {config_file}` or pass --config PATH."
-        )
+        raise ConfigError(_missing_config_message(config_file))
     try:
-        raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = config_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read the configuration file {config_file}: {exc.strerror or exc}. Fix: make it readable "
+            f"by this user (e.g. `chmod 644 {config_file}`) or pass --config PATH."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Cannot parse {config_file} as TOML: it is not UTF-8 text ({exc}). Save it as UTF-8."
+        ) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Cannot parse {config_file} as TOML: {exc}. Fix the syntax at that line.") from exc
     secrets = _find_secrets(raw)
     if secrets:
@@ -218,6 +334,8 @@ def load_settings(path: Path | None = None, *, require_model_dir: bool = True) -
         settings: DaemonSettings = settings_cls(source_file=config_file.resolve())
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(config_file, exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(_format_settings_error(config_file, exc)) from None
 
     root = settings.paths.root or project_root_for(config_file)
     root = _resolve(project_root_for(config_file), root) or root

@@ -9,6 +9,7 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cappuccino_daemon.argtypes import at_least, finite_float, port, usd_amount
 from cappuccino_daemon.errors import ConfigError
 
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(trading under /v2, crypto data under /v1beta3, admin under /admin).",
     )
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="listen port; 0 picks a free one (default 8765)")
+    p.add_argument("--port", type=port, default=8765, help="listen port; 0 picks a free one (default 8765)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--bars-dir", type=Path, help="replay BASE-QUOTE_1h.csv files from this folder")
     source.add_argument(
@@ -43,17 +44,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--speed",
-        type=float,
+        type=finite_float(0.0, what="a speed"),
         default=1.0,
         help="simulated seconds per wall second; 0 freezes the clock (default 1)",
     )
     p.add_argument("--state", type=Path, metavar="FILE", help="SQLite file keeping account, orders and clock")
-    p.add_argument("--page-size", type=int, default=1000, help="market-data points per page (default 1000)")
-    p.add_argument("--fill-delay-s", type=float, default=0.0, help="simulated seconds from accept to fill")
-    p.add_argument("--slippage-bps", type=float, default=0.0, help="fill price moved against the trader")
-    p.add_argument("--fee-pct", type=float, default=0.25, help="taker fee in percent (default 0.25)")
-    p.add_argument("--cash", type=float, default=100_000.0, help="starting cash in USD (default 100000)")
-    p.add_argument("--min-notional", type=float, default=10.0, help="minimum USD per buy (default 10)")
+    p.add_argument(
+        "--page-size", type=at_least(1), default=1000, help="market-data points per page (default 1000)"
+    )
+    p.add_argument(
+        "--fill-delay-s",
+        type=finite_float(0.0, what="a delay"),
+        default=0.0,
+        help="simulated seconds from accept to fill",
+    )
+    p.add_argument(
+        "--slippage-bps",
+        type=finite_float(0.0, 10_000.0, what="basis points"),
+        default=0.0,
+        help="fill price moved against the trader",
+    )
+    p.add_argument(
+        "--fee-pct",
+        type=finite_float(0.0, 100.0, what="a percentage"),
+        default=0.25,
+        help="taker fee in percent (default 0.25)",
+    )
+    p.add_argument("--cash", type=usd_amount, default=100_000.0, help="starting cash in USD (default 100000)")
+    p.add_argument(
+        "--min-notional",
+        type=finite_float(0.0, what="an amount in USD"),
+        default=10.0,
+        help="minimum USD per buy (default 10)",
+    )
     p.add_argument(
         "--require-keys",
         nargs=2,
@@ -90,10 +113,6 @@ def _run_emulator(args: argparse.Namespace) -> int:
         faults = [parse_rule(spec) for spec in args.fault]
     except ValueError as exc:
         raise ConfigError(f"emulator --fault: {exc}. Example: --fault orders_submit:503:0.2") from exc
-    if args.page_size < 1 or args.speed < 0 or args.fill_delay_s < 0:
-        raise ConfigError(
-            "emulator: --page-size must be >= 1, --speed and --fill-delay-s >= 0; fix the flags."
-        )
     options = EmulatorOptions(
         host=args.host,
         port=args.port,

@@ -6,6 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
+from cappuccino_daemon.argtypes import MAX_USD
+
 
 def log_level(text: str) -> str:
     """argparse type: a logging level name (a typo is a usage error, not a traceback)."""
@@ -40,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--profile", help="environment profile overriding the manifest's (finrl-crypto, cappuccino-nov2025)"
     )
-    p.add_argument("--capital", type=float, help="initial capital overriding the profile's")
+    p.add_argument(
+        "--capital", type=float, help="initial capital in USD (at most 1e12) overriding the profile's"
+    )
     p.add_argument(
         "--norm-action", type=float, help="override norm_action (research only: rescales the policy)"
     )
@@ -66,6 +70,12 @@ def _run_replay(args: argparse.Namespace) -> int:
             f"--norm-action must be a positive number, got {args.norm_action} (zero never trades, a negative "
             "value inverts every decision). Fix: drop the flag to use the trial's value, or pass e.g. "
             "--norm-action 1000."
+        )
+    if args.capital is not None and not (math.isfinite(args.capital) and 0 < args.capital <= MAX_USD):
+        # Checked before any profile: 1e308 would overflow the account arithmetic far from the flag.
+        raise ConfigError(
+            f"--capital must be a positive number of USD up to {MAX_USD:g}, got {args.capital}; e.g. "
+            "--capital 1000."
         )
     start = runner.parse_time(args.start, "--start")
     end = runner.parse_time(args.end, "--end")

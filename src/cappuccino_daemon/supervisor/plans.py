@@ -98,10 +98,8 @@ def build_config(
             name=EMULATOR, argv=emu_argv, ready_file=ready_file, ready_timeout_s=sup.emulator_ready_timeout_s
         )
 
-    try:
-        policy = BackoffPolicy(sup.backoff_base_s, sup.backoff_max_s, sup.healthy_after_s)
-    except ValueError as exc:
-        raise ConfigError(f"{config_file}: [supervisor] {exc}. Fix the values in that section.") from None
+    # The settings model already refused base > max (so `validate` says what `run` says).
+    policy = BackoffPolicy(sup.backoff_base_s, sup.backoff_max_s, sup.healthy_after_s)
     return SupervisorConfig(
         state_dir=state_dir,
         worker=ChildPlan(name=WORKER, argv=worker_argv, heartbeat_file=heartbeat),

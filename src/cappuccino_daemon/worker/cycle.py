@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from cappuccino_daemon.bars import check_fetched_bars
 from cappuccino_daemon.broker.ports import Broker
 from cappuccino_daemon.clock import Clock
 from cappuccino_daemon.errors import InvariantViolation, StaleDataError
@@ -106,6 +107,7 @@ class Cycle:
         start = bar - cfg.timeframe * cfg.history_bars
         frames = self.broker.get_bars(list(self.tickers), cfg.timeframe, start, now)
         try:
+            check_fetched_bars(frames)  # the same impossible-bar rule as replay and the emulator's CSVs
             aligned = align_latest(
                 frames,
                 self.tickers,
