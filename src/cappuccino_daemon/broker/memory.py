@@ -90,6 +90,8 @@ class MemoryBroker:
     trading_blocked: bool = False
 
     def __post_init__(self) -> None:
+        if self.read_attempts < 1:
+            raise ValueError(f"MemoryBroker(read_attempts={self.read_attempts}): needs at least 1")
         self._now = self.start
         self._lock = threading.RLock()
         self._orders: dict[str, _Order] = {}  # by client_order_id
