@@ -17,9 +17,11 @@ from cappuccino_daemon.broker.alpaca import (
     DuplicateClientOrderIdError,
     _qty_text,
     map_error,
+    order_status,
     parse_order,
 )
-from cappuccino_daemon.broker.http import ReadRetry
+from cappuccino_daemon.broker.http import ReadRetry, install_timeout
+from cappuccino_daemon.broker.ports import BrokerUnavailableError, OrderStatus, RateLimitedError
 from cappuccino_daemon.broker.symbols import to_bare, to_compact, to_pair
 from cappuccino_daemon.errors import (
     AmbiguousSubmitError,
@@ -202,3 +204,45 @@ def test_parse_order_keeps_offsets_after_nanoseconds() -> None:
         }
     )
     assert order.submitted_at == datetime(2026, 11, 26, 0, 13, 38, 123456, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("alpaca", "ours"),
+    [
+        ("filled", OrderStatus.FILLED),
+        ("done_for_day", OrderStatus.EXPIRED),
+        ("expired", OrderStatus.EXPIRED),
+        ("replaced", OrderStatus.CANCELED),
+        ("canceled", OrderStatus.CANCELED),
+        ("rejected", OrderStatus.REJECTED),
+        ("new", OrderStatus.OPEN),
+        ("partially_filled", OrderStatus.PARTIALLY_FILLED),
+        ("pending_cancel", OrderStatus.PENDING_CANCEL),
+        ("pending_review", OrderStatus.PENDING),
+        ("accepted_for_bidding", OrderStatus.PENDING),
+        ("HELD", OrderStatus.PENDING),
+        ("some_future_status", OrderStatus.PENDING),  # unknown is never taken as over
+    ],
+)
+def test_alpaca_statuses_map_onto_the_port(alpaca: str, ours: OrderStatus) -> None:
+    assert order_status(alpaca) is ours
+    assert ours.is_final == (
+        ours in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
+    )
+
+
+def test_mapped_errors_are_the_port_types() -> None:
+    assert isinstance(map_error(_api_error(503, "{}"), "get"), BrokerUnavailableError)
+    assert isinstance(map_error(requests.exceptions.ConnectTimeout("x"), "get"), BrokerUnavailableError)
+    limited = map_error(_api_error(429, "{}"), "submit", is_submit=True)
+    assert isinstance(limited, RateLimitedError) and limited.retry_after_s is None
+
+
+def test_install_timeout_refuses_a_client_without_the_expected_internals() -> None:
+    """If an alpaca-py upgrade renames _session/_retry, the worker must say so, not run without timeouts."""
+
+    class Renamed:
+        session = requests.Session()
+
+    with pytest.raises(RuntimeError, match="_session/_retry"):
+        install_timeout(Renamed(), 5.0)

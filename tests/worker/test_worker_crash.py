@@ -109,21 +109,21 @@ def restart_in_process(model: Model, emu: EmulatorThread, tmp: Path) -> None:
 
 @pytest.mark.parametrize("point", ["cycle_journaled", "before_submit", "after_submit", "after_journal"])
 def test_sigkill_at_point_then_restart(
-    point: str, tmp_path: Path, trial7: Model, emu_at_bar: EmulatorThread
+    point: str, tmp_path: Path, tiny_model: Model, emu_at_bar: EmulatorThread
 ) -> None:
-    crashed = run_worker(trial7, emu_at_bar, tmp_path, worker_env(CAPPUCCINO_TEST_CRASH_AT=point))
+    crashed = run_worker(tiny_model, emu_at_bar, tmp_path, worker_env(CAPPUCCINO_TEST_CRASH_AT=point))
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
     with Journal(tmp_path / "j.sqlite") as journal:
         assert [c.status for c in journal.cycles()] == ["executing"]  # it died mid-cycle
-    restart_in_process(trial7, emu_at_bar, tmp_path)
+    restart_in_process(tiny_model, emu_at_bar, tmp_path)
     assert_exactly_once(emu_at_bar, tmp_path)
 
 
-def test_sigkill_during_submit(tmp_path: Path, trial7: Model, emu_at_bar: EmulatorThread) -> None:
+def test_sigkill_during_submit(tmp_path: Path, tiny_model: Model, emu_at_bar: EmulatorThread) -> None:
     """The POST is on the wire (the emulator holds it for 1.5 s) when the worker dies."""
     emu_at_bar.set_faults("orders_submit:latency=1.5:1:1")
     proc = subprocess.Popen(
-        worker_cmd(trial7, emu_at_bar, tmp_path),
+        worker_cmd(tiny_model, emu_at_bar, tmp_path),
         env=worker_env(),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
@@ -151,16 +151,16 @@ def test_sigkill_during_submit(tmp_path: Path, trial7: Model, emu_at_bar: Emulat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    done = run_worker(trial7, emu_at_bar, tmp_path, worker_env())
+    done = run_worker(tiny_model, emu_at_bar, tmp_path, worker_env())
     assert done.returncode == 0, done.stderr[-3000:]
     time.sleep(1.5)  # let the held request land (it must be refused as a duplicate or be the one order)
     assert_exactly_once(emu_at_bar, tmp_path)
 
 
-def test_bad_credentials_exit_78(tmp_path: Path, trial7: Model) -> None:
+def test_bad_credentials_exit_78(tmp_path: Path, tiny_model: Model) -> None:
     with EmulatorThread(synthetic_seed=3, require_keys=("PKGOODKEY00000000000", "good-secret")) as emu:
         result = subprocess.run(
-            worker_cmd(trial7, emu, tmp_path),
+            worker_cmd(tiny_model, emu, tmp_path),
             env=worker_env(ALPACA_API_KEY="PKWRONGKEY0000000000", ALPACA_API_SECRET="wrong-secret"),
             cwd=tmp_path,
             capture_output=True,
@@ -171,7 +171,7 @@ def test_bad_credentials_exit_78(tmp_path: Path, trial7: Model) -> None:
     assert "ALPACA_API_KEY" in result.stderr and "wrong-secret" not in result.stderr
 
 
-def test_missing_credentials_for_alpaca_paper_exit_78(tmp_path: Path, trial7: Model) -> None:
+def test_missing_credentials_for_alpaca_paper_exit_78(tmp_path: Path, tiny_model: Model) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -179,7 +179,7 @@ def test_missing_credentials_for_alpaca_paper_exit_78(tmp_path: Path, trial7: Mo
             "cappuccino_daemon",
             "worker",
             "--model-dir",
-            str(trial7.dir),
+            str(tiny_model.dir),
             "--tickers",
             *TICKERS,
             "--broker",

@@ -86,8 +86,13 @@ def check_books_agree(loop: WorkerLoop, emu: EmulatorThread) -> None:
         assert held == pytest.approx(broker_qty, rel=1e-6, abs=1e-9), symbol
 
 
-def test_trial7_trades_many_bars(tmp_path: Path, trial7: Model, emulator: EmulatorThread) -> None:
-    loop = make_loop(tmp_path, trial7, emulator)
+@pytest.mark.parametrize("which", ["tiny_model", "trial7"])
+def test_model_trades_many_bars(
+    tmp_path: Path, which: str, request: pytest.FixtureRequest, emulator: EmulatorThread
+) -> None:
+    """The stub model everywhere; the real trained trial_7 too where ../shared is present."""
+    tiny_model: Model = request.getfixturevalue(which)
+    loop = make_loop(tmp_path, tiny_model, emulator)
     kinds = []
     for _ in range(24):
         next_bar(emulator)
@@ -99,7 +104,9 @@ def test_trial7_trades_many_bars(tmp_path: Path, trial7: Model, emulator: Emulat
     assert len(all_orders(emulator)) >= 1
     journal = loop.cycle.journal
     assert len(journal.cycles("done")) == 24
-    normaliser = journal.get_normaliser(trial7.spec.model_id)
+    if which == "tiny_model":  # it alternates by construction: both sides really filled
+        assert {i.side for i in journal.intents() if i.status == "filled"} == {"buy", "sell"}
+    normaliser = journal.get_normaliser(tiny_model.spec.model_id)
     assert normaliser is not None and normaliser.tickers == TICKERS
     heartbeat = read_heartbeat(tmp_path / "heartbeat.json")
     assert (
@@ -110,8 +117,10 @@ def test_trial7_trades_many_bars(tmp_path: Path, trial7: Model, emulator: Emulat
     assert heartbeat.lag_s is not None and heartbeat.lag_s < GRACE_S + 5
 
 
-def test_buys_wait_for_sells_and_books_agree(tmp_path: Path, trial7: Model, emulator: EmulatorThread) -> None:
-    loop = make_loop(tmp_path, trial7, emulator, Alternating(len(TICKERS)))
+def test_buys_wait_for_sells_and_books_agree(
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
+) -> None:
+    loop = make_loop(tmp_path, tiny_model, emulator, Alternating(len(TICKERS)))
     for _ in range(8):
         next_bar(emulator)
         assert loop.step().kind == "traded"
@@ -131,23 +140,23 @@ def test_buys_wait_for_sells_and_books_agree(tmp_path: Path, trial7: Model, emul
         kinds = [cid[-1] for cid in ids]
         assert kinds == sorted(kinds, key=lambda k: k == "b"), kinds
     # The normaliser never changes after the first cycle.
-    first = journal.get_normaliser(trial7.spec.model_id)
+    first = journal.get_normaliser(tiny_model.spec.model_id)
     next_bar(emulator)
     loop.step()
-    assert journal.get_normaliser(trial7.spec.model_id) == first
+    assert journal.get_normaliser(tiny_model.spec.model_id) == first
 
 
 def test_restart_reuses_journal_and_normaliser(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
-    loop = make_loop(tmp_path, trial7, emulator, Alternating(len(TICKERS)))
+    loop = make_loop(tmp_path, tiny_model, emulator, Alternating(len(TICKERS)))
     next_bar(emulator)
     loop.step()
     before = loop.cycle.journal.latest_account()
-    normaliser = loop.cycle.journal.get_normaliser(trial7.spec.model_id)
+    normaliser = loop.cycle.journal.get_normaliser(tiny_model.spec.model_id)
     loop.cycle.journal.close()
-    again = make_loop(tmp_path, trial7, emulator, Alternating(len(TICKERS)))
+    again = make_loop(tmp_path, tiny_model, emulator, Alternating(len(TICKERS)))
     assert again.step().kind == "idle"
-    assert again.cycle.journal.get_normaliser(trial7.spec.model_id) == normaliser
+    assert again.cycle.journal.get_normaliser(tiny_model.spec.model_id) == normaliser
     after = again.cycle.journal.latest_account()
     assert before is not None and after is not None and after.cash == before.cash

@@ -67,11 +67,11 @@ def loop_with(
 
 
 def test_gap_for_one_ticker_waits_then_skips_then_recovers(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
     emulator.advance(10)
     broker = BarFault(broker_for(emulator), drop_last={"LTC": 1})
-    loop = loop_with(tmp_path, trial7, broker)
+    loop = loop_with(tmp_path, tiny_model, broker)
     assert loop.step().kind == "waiting"  # the bar may still arrive
     assert loop.cycle.journal.cycles() == []
     emulator.advance(300)
@@ -85,10 +85,10 @@ def test_gap_for_one_ticker_waits_then_skips_then_recovers(
     assert loop.step().kind == "traded"  # the next bar trades normally
 
 
-def test_stale_feed_is_never_traded(tmp_path: Path, trial7: Model, emulator: EmulatorThread) -> None:
+def test_stale_feed_is_never_traded(tmp_path: Path, tiny_model: Model, emulator: EmulatorThread) -> None:
     emulator.advance(10)
     broker = BarFault(broker_for(emulator), drop_last=dict.fromkeys(TICKERS, 3))
-    loop = loop_with(tmp_path, trial7, broker)
+    loop = loop_with(tmp_path, tiny_model, broker)
     assert loop.step().kind == "waiting"
     emulator.advance(600)
     assert loop.step().kind == "skipped"
@@ -97,19 +97,19 @@ def test_stale_feed_is_never_traded(tmp_path: Path, trial7: Model, emulator: Emu
     assert heartbeat is not None and "gap" in heartbeat.message
 
 
-def test_nan_bar_is_refused(tmp_path: Path, trial7: Model, emulator: EmulatorThread) -> None:
+def test_nan_bar_is_refused(tmp_path: Path, tiny_model: Model, emulator: EmulatorThread) -> None:
     emulator.advance(10)
-    loop = loop_with(tmp_path, trial7, BarFault(broker_for(emulator), nan_close={"BTC"}))
+    loop = loop_with(tmp_path, tiny_model, BarFault(broker_for(emulator), nan_close={"BTC"}))
     outcome = loop.step()
     assert outcome.kind == "skipped" and "bad data" in outcome.message
     assert all_orders(emulator) == []
     assert loop.cycle.journal.latest_account() is None  # nothing decided, nothing booked
 
 
-def test_clock_skew_is_refused(tmp_path: Path, trial7: Model, emulator: EmulatorThread) -> None:
+def test_clock_skew_is_refused(tmp_path: Path, tiny_model: Model, emulator: EmulatorThread) -> None:
     emulator.advance(10)
     local = FakeClock(emulator.now() + timedelta(seconds=120))
-    loop = loop_with(tmp_path, trial7, broker_for(emulator), clock=local, skew=30.0)
+    loop = loop_with(tmp_path, tiny_model, broker_for(emulator), clock=local, skew=30.0)
     outcome = loop.step()
     assert outcome.kind == "refused" and "clock" in outcome.message
     assert loop.cycle.journal.cycles() == [] and all_orders(emulator) == []
@@ -122,10 +122,10 @@ def test_short_history_is_raised_to_warmup() -> None:
     assert history_bars(1000, timedelta(hours=1)) == 1000
 
 
-def test_sigterm_stops_cleanly(tmp_path: Path, trial7: Model) -> None:
+def test_sigterm_stops_cleanly(tmp_path: Path, tiny_model: Model) -> None:
     start = datetime.now(UTC).replace(microsecond=0)
     with EmulatorThread(synthetic_seed=3, start=start, speed=1.0) as emu:
-        cmd = [c for c in worker_cmd(trial7, emu, tmp_path) if c not in ("--max-cycles", "1")]
+        cmd = [c for c in worker_cmd(tiny_model, emu, tmp_path) if c not in ("--max-cycles", "1")]
         proc = subprocess.Popen(
             [*cmd, "--poll-interval", "30"],
             env=worker_env(),
@@ -174,12 +174,12 @@ class RefusingReads:
 
 
 def test_a_refused_read_keeps_the_worker_alive_and_trades_nothing(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
     """A 4xx on a read is reported every poll (heartbeat goes on); trading resumes when it clears."""
     emulator.advance(10)
     broker = RefusingReads(broker_for(emulator))
-    loop = loop_with(tmp_path, trial7, broker)
+    loop = loop_with(tmp_path, tiny_model, broker)
     outcome = loop.step()
     assert outcome.kind == "refused" and "refused" in outcome.message
     heartbeat = read_heartbeat(tmp_path / "heartbeat.json")

@@ -47,12 +47,12 @@ def test_client_order_id_is_deterministic_and_short() -> None:
 
 
 def test_ambiguous_submit_resolved_by_client_id(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
     """The broker accepts the order but the connection drops: we must find it, not send another."""
-    executor, journal = make(tmp_path, trial7, emulator)
+    executor, journal = make(tmp_path, tiny_model, emulator)
     emulator.set_faults("orders_submit:ambiguous:1:1")
-    coid = client_order_id(trial7.spec.model_id, BAR, "ETH", "buy")
+    coid = client_order_id(tiny_model.spec.model_id, BAR, "ETH", "buy")
     intent = journal.add_intent(coid, BAR, "ETH", "buy", Decimal("0.05"), 2500.0)
     result = executor.submit(intent)
     assert result.status in ("submitted", "filled")
@@ -67,12 +67,12 @@ def test_ambiguous_submit_resolved_by_client_id(
 
 
 def test_lost_request_is_resent_with_the_same_id(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
     """A 503 before the broker did anything: lookup says absent, so the same id is sent again."""
-    executor, journal = make(tmp_path, trial7, emulator)
+    executor, journal = make(tmp_path, tiny_model, emulator)
     emulator.set_faults("orders_submit:503:1:1")
-    coid = client_order_id(trial7.spec.model_id, BAR, "LTC", "buy")
+    coid = client_order_id(tiny_model.spec.model_id, BAR, "LTC", "buy")
     result = executor.submit(journal.add_intent(coid, BAR, "LTC", "buy", Decimal("0.1"), 100.0))
     assert result.status in ("submitted", "filled") and result.attempts == 2
     assert "lookup_absent" in [e["kind"] for e in journal.events()]
@@ -80,11 +80,11 @@ def test_lost_request_is_resent_with_the_same_id(
 
 
 def test_duplicate_client_order_id_is_adopted(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
     """The order exists already (sent by a crashed run): the 422 leads to a lookup, never a second order."""
-    executor, journal = make(tmp_path, trial7, emulator)
-    coid = client_order_id(trial7.spec.model_id, BAR, "BTC", "buy")
+    executor, journal = make(tmp_path, tiny_model, emulator)
+    coid = client_order_id(tiny_model.spec.model_id, BAR, "BTC", "buy")
     executor.broker.submit_market_order("BTC", "buy", Decimal("0.001"), coid)
     result = executor.submit(journal.add_intent(coid, BAR, "BTC", "buy", Decimal("0.001"), 60000.0))
     assert result.status in ("submitted", "filled")
@@ -92,18 +92,20 @@ def test_duplicate_client_order_id_is_adopted(
     assert len(orders_for(emulator, coid)) == 1
 
 
-def test_rejection_is_final_and_journaled(tmp_path: Path, trial7: Model, emulator: EmulatorThread) -> None:
-    executor, journal = make(tmp_path, trial7, emulator)
-    coid = client_order_id(trial7.spec.model_id, BAR, "BTC", "sell")
+def test_rejection_is_final_and_journaled(
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
+) -> None:
+    executor, journal = make(tmp_path, tiny_model, emulator)
+    coid = client_order_id(tiny_model.spec.model_id, BAR, "BTC", "sell")
     result = executor.submit(journal.add_intent(coid, BAR, "BTC", "sell", Decimal("1"), 60000.0))
     assert result.status == "rejected"
     assert journal.events("submit_rejected")[0]["detail"]["status"] == 403
 
 
 def test_sizing_floors_drops_and_uses_broker_position(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
-    executor, journal = make(tmp_path, trial7, emulator)
+    executor, journal = make(tmp_path, tiny_model, emulator)
     bar = BAR
     # Tiny buy (below LTC min_order_size 0.01) is dropped; a sized one is floored and sent.
     report = executor.execute(
@@ -112,24 +114,24 @@ def test_sizing_floors_drops_and_uses_broker_position(
         [60000.0, 2500.0, 100.0],
     )
     assert report.dropped == 1 and report.submitted == 1
-    eth = journal.get_intent(client_order_id(trial7.spec.model_id, bar, "ETH", "buy"))
+    eth = journal.get_intent(client_order_id(tiny_model.spec.model_id, bar, "ETH", "buy"))
     assert eth is not None and eth.status == "filled"
     position = executor.broker.get_positions()["ETH"].qty
     assert position < eth.filled_qty  # Alpaca's fee is taken in the coin
     # A full sell of the virtual holding is capped at what the broker really holds.
     later = bar.replace(hour=22)
     executor.execute(later, [OrderLine(1, "sell", float(eth.filled_qty), "sell")], [60000.0, 2500.0, 100.0])
-    sell = journal.get_intent(client_order_id(trial7.spec.model_id, later, "ETH", "sell"))
+    sell = journal.get_intent(client_order_id(tiny_model.spec.model_id, later, "ETH", "sell"))
     assert sell is not None and sell.status == "filled" and sell.qty == position
     assert "ETH" not in executor.broker.get_positions()
 
 
 def test_reconcile_cancels_unknown_and_marks_lost(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
-    executor, journal = make(tmp_path, trial7, emulator)
+    executor, journal = make(tmp_path, tiny_model, emulator)
     broker = executor.broker
-    model_id = trial7.spec.model_id
+    model_id = tiny_model.spec.model_id
     # An open order with our prefix that the journal never saw (limit far below market, so it rests).
     unknown = our_prefix(model_id) + "19990101T0000-ETH-b"
     rest_limit_order(emulator, unknown)
@@ -144,7 +146,7 @@ def test_reconcile_cancels_unknown_and_marks_lost(
         executor,
         model_id=model_id,
         tickers=TICKERS,
-        capital=trial7.spec.profile.initial_capital,
+        capital=tiny_model.spec.profile.initial_capital,
         current_bar=BAR,
     )
     assert report.canceled_foreign == [unknown] and report.lost == [old]

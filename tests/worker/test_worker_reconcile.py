@@ -26,14 +26,14 @@ PRICES = [60000.0, 2500.0, 100.0]
 
 
 def test_failed_lookup_of_a_filled_sell_does_not_lose_its_proceeds(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
     """A sell filled at the broker while the journal still says "submitted" (the worker died before it
     saw the fill) and the broker cannot be asked right now: the position check must not clamp the
     virtual holding to the broker's 0, or the sale proceeds are never booked."""
-    executor, journal = make(tmp_path, trial7, emulator)
-    model_id = trial7.spec.model_id
-    profile = trial7.spec.profile
+    executor, journal = make(tmp_path, tiny_model, emulator)
+    model_id = tiny_model.spec.model_id
+    profile = tiny_model.spec.profile
 
     def run_reconcile(current: object) -> None:
         reconcile(
@@ -77,17 +77,17 @@ def test_failed_lookup_of_a_filled_sell_does_not_lose_its_proceeds(
 
 
 def test_restart_within_a_decided_bar_still_reconciles(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
     """README: reconciliation runs at start. A restart in the same bar (its cycle already done) must
     still cancel an open order with our prefix that the journal does not know."""
-    loop = make_loop(tmp_path, trial7, emulator)
+    loop = make_loop(tmp_path, tiny_model, emulator)
     next_bar(emulator)
     assert loop.step().kind == "traded"
     loop.cycle.journal.close()
-    unknown = our_prefix(trial7.spec.model_id) + "19990101T0000-ETH-b"
+    unknown = our_prefix(tiny_model.spec.model_id) + "19990101T0000-ETH-b"
     rest_limit_order(emulator, unknown)
-    again = make_loop(tmp_path, trial7, emulator)
+    again = make_loop(tmp_path, tiny_model, emulator)
     assert again.step().kind == "idle"
     statuses = {o["client_order_id"]: o["status"] for o in all_orders(emulator)}
     assert statuses[unknown] == "canceled"
@@ -112,13 +112,13 @@ class StopAfterFirstSubmit:
 
 @pytest.mark.parametrize("emulator", [{"fill_delay_s": 60.0}], indirect=True)
 def test_stop_mid_cycle_pauses_at_a_safe_point_and_the_restart_finishes(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
     """A stop request no longer waits out the fill timeout nor sends the cycle's remaining orders:
     the cycle stays "executing", the submitted order is journaled, and the restart completes it."""
     stop = threading.Event()
     opts = WorkerOptions(
-        model_dir=trial7.dir,
+        model_dir=tiny_model.dir,
         tickers=TICKERS,
         state_dir=tmp_path,
         max_clock_skew_s=None,
@@ -128,7 +128,7 @@ def test_stop_mid_cycle_pauses_at_a_safe_point_and_the_restart_finishes(
     )
     broker = StopAfterFirstSubmit(broker_for(emulator), stop)
     policy = Alternating(len(TICKERS))  # all-in buys on the first bar
-    loop = build_loop(opts, trial7.spec, policy, broker, stop=stop)  # type: ignore[arg-type]
+    loop = build_loop(opts, tiny_model.spec, policy, broker, stop=stop)  # type: ignore[arg-type]
     next_bar(emulator)
     outcome = loop.step()
     assert outcome.kind == "refused" and "safe point" in outcome.message
@@ -142,7 +142,7 @@ def test_stop_mid_cycle_pauses_at_a_safe_point_and_the_restart_finishes(
     assert loop.run() == 0  # the loop sees the stop flag and exits cleanly
     journal.close()
     emulator.advance(61)  # the first order fills while the worker is down
-    again = make_loop(tmp_path, trial7, emulator, Alternating(len(TICKERS)))
+    again = make_loop(tmp_path, tiny_model, emulator, Alternating(len(TICKERS)))
     assert again.step().kind == "traded"  # same bar: the interrupted cycle is finished
     assert [c.status for c in again.cycle.journal.cycles()] == ["done"]
     assert [o["client_order_id"] for o in all_orders(emulator)] == [sent[0].client_order_id]

@@ -1,8 +1,10 @@
 """The ``Broker`` port over alpaca-py (``TradingClient`` + ``CryptoHistoricalDataClient``).
 
 Both clients run in raw mode (dicts, not pydantic models) so an enum Alpaca adds tomorrow cannot break
-a whole list parse (alpaca_api.md §8.2); we parse the few fields we need ourselves. alpaca-py's
-exceptions and types never leave this module: everything maps to ``cappuccino_daemon.errors``.
+a whole list parse (alpaca_api.md §8.2); we parse the few fields we need ourselves. This is the only
+module that knows Alpaca's vocabulary: its status strings map onto ``ports.OrderStatus`` here, and
+alpaca-py's and requests' exceptions onto the port's errors (import-linter keeps the worker, journal,
+policy, model and replay packages from importing ``alpaca`` or this module).
 """
 
 from __future__ import annotations
@@ -19,15 +21,23 @@ from urllib.parse import urlparse
 import pandas as pd
 import requests
 
-from cappuccino_daemon.broker.http import ReadRetry, RetryAfterError, install_timeout
-from cappuccino_daemon.broker.ports import Asset, BrokerAccount, BrokerPosition, OrderSnapshot, Side
-from cappuccino_daemon.broker.symbols import to_bare, to_pair
-from cappuccino_daemon.errors import (
+from cappuccino_daemon.broker.http import ReadRetry, install_timeout
+from cappuccino_daemon.broker.ports import (
     AmbiguousSubmitError,
+    Asset,
+    BrokerAccount,
+    BrokerPosition,
     BrokerRejectedError,
+    BrokerUnavailableError,
     ConfigError,
+    DuplicateClientOrderIdError,
+    OrderSnapshot,
+    OrderStatus,
+    RateLimitedError,
+    Side,
     TransientBrokerError,
 )
+from cappuccino_daemon.broker.symbols import to_bare, to_pair
 from cappuccino_daemon.logsetup import get_logger
 
 log = get_logger(__name__)
@@ -46,8 +56,37 @@ CREDENTIAL_FIX = (
 )
 
 
-class DuplicateClientOrderIdError(BrokerRejectedError):
-    """The broker already has an order with this client_order_id: look it up, never resubmit."""
+# Alpaca order statuses (alpaca_api.md) → ours. Anything not listed is treated as PENDING (still open):
+# an order whose state we do not understand is never assumed to be over.
+_STATUS: dict[str, OrderStatus] = {
+    "new": OrderStatus.OPEN,
+    "partially_filled": OrderStatus.PARTIALLY_FILLED,
+    "filled": OrderStatus.FILLED,
+    "done_for_day": OrderStatus.EXPIRED,
+    "canceled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "replaced": OrderStatus.CANCELED,
+    "rejected": OrderStatus.REJECTED,
+    "pending_cancel": OrderStatus.PENDING_CANCEL,
+    "pending_replace": OrderStatus.PENDING,
+    "pending_new": OrderStatus.PENDING,
+    "accepted": OrderStatus.PENDING,
+    "pending_review": OrderStatus.PENDING,
+    "accepted_for_bidding": OrderStatus.PENDING,
+    "held": OrderStatus.PENDING,
+    "calculated": OrderStatus.PENDING,
+    "stopped": OrderStatus.PENDING,
+    "suspended": OrderStatus.PENDING,
+}
+
+
+def order_status(text: str) -> OrderStatus:
+    """Alpaca's status string → ``OrderStatus`` (unknown → PENDING, logged)."""
+    status = _STATUS.get(text.lower())
+    if status is None:
+        log.warning("unknown_order_status", status=text, mapped_to=OrderStatus.PENDING.value)
+        return OrderStatus.PENDING
+    return status
 
 
 @dataclass(frozen=True)
@@ -92,12 +131,12 @@ def map_error(exc: Exception, call: str, *, is_submit: bool = False) -> Exceptio
     if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError):
         if is_submit:
             return AmbiguousSubmitError(f"{call}: no response ({type(exc).__name__}); outcome unknown")
-        return TransientBrokerError(f"{call}: {type(exc).__name__}: {exc}")
+        return BrokerUnavailableError(f"{call}: {type(exc).__name__}: {exc}")
     status = _status_of(exc)
     if status is None:
         if is_submit:
             return AmbiguousSubmitError(f"{call}: unreadable response ({type(exc).__name__}: {exc})")
-        return TransientBrokerError(f"{call}: unreadable response ({type(exc).__name__}: {exc})")
+        return BrokerUnavailableError(f"{call}: unreadable response ({type(exc).__name__}: {exc})")
     text = str(exc)
     fields = _body_fields(text)
     message = str(fields.get("message", text))[:300]
@@ -106,11 +145,11 @@ def map_error(exc: Exception, call: str, *, is_submit: bool = False) -> Exceptio
             f"The broker refused our credentials ({call}: HTTP {status} {message!r}). {CREDENTIAL_FIX}"
         )
     if status == 429:
-        return RetryAfterError(f"{call}: rate limited (HTTP 429)", _retry_after(exc))
+        return RateLimitedError(f"{call}: rate limited (HTTP 429)", _retry_after(exc))
     if status >= 500:
         if is_submit:
             return AmbiguousSubmitError(f"{call}: HTTP {status} {message!r}; outcome unknown")
-        return TransientBrokerError(f"{call}: HTTP {status} {message!r}")
+        return BrokerUnavailableError(f"{call}: HTTP {status} {message!r}")
     if status == 422 and "client_order_id" in message and ("unique" in message or "duplicate" in message):
         return DuplicateClientOrderIdError(f"{call}: {message}", status_code=status)
     return BrokerRejectedError(f"{call}: HTTP {status} {message!r}", status_code=status)
@@ -144,14 +183,14 @@ def _parse_time(value: Any) -> datetime | None:
     text = _FRACTION.sub(lambda m: m.group(0)[:7], text)
     stamp = datetime.fromisoformat(text)
     if stamp.tzinfo is None:
-        raise TransientBrokerError(f"broker sent a timestamp without a UTC offset: {value!r}")
+        raise BrokerUnavailableError(f"broker sent a timestamp without a UTC offset: {value!r}")
     return stamp.astimezone(UTC)
 
 
 def parse_order(data: dict[str, Any]) -> OrderSnapshot:
     side = str(data.get("side", "")).lower()
     if side not in ("buy", "sell"):
-        raise TransientBrokerError(f"order {data.get('id')} has an unexpected side {side!r}")
+        raise BrokerUnavailableError(f"order {data.get('id')} has an unexpected side {side!r}")
     return OrderSnapshot(
         id=str(data["id"]),
         client_order_id=str(data.get("client_order_id", "")),
@@ -160,7 +199,7 @@ def parse_order(data: dict[str, Any]) -> OrderSnapshot:
         qty=_dec(data.get("qty")),
         filled_qty=_dec(data.get("filled_qty")),
         filled_avg_price=_float_or_none(data.get("filled_avg_price")),
-        status=str(data.get("status", "")).lower(),
+        status=order_status(str(data.get("status", ""))),
         submitted_at=_parse_time(data.get("submitted_at")),
     )
 
@@ -226,7 +265,7 @@ class AlpacaBroker:
         data = self._read("get_clock", self._trading.get_clock)
         stamp = _parse_time(data.get("timestamp")) if isinstance(data, dict) else None
         if stamp is None:
-            raise TransientBrokerError(f"broker clock returned no timestamp: {data!r}")
+            raise BrokerUnavailableError(f"broker clock returned no timestamp: {data!r}")
         return stamp
 
     def get_account(self) -> BrokerAccount:

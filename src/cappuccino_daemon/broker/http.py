@@ -2,7 +2,14 @@
 
 alpaca-py calls ``Session.request`` without a timeout (a hung server blocks forever) and retries only
 429/504 with a fixed sleep. We swap the client's session for one that always sets a timeout, switch the
-SDK's own retry off, and retry *reads* ourselves with tenacity. Submits never pass through ``retry_reads``.
+SDK's own retry off, and retry *reads* ourselves with tenacity. Submits never pass through ``ReadRetry``.
+
+Why private attributes: alpaca-py (0.44, checked in ``alpaca/common/rest.py``) offers no supported seam
+for either. ``RESTClient`` builds ``self._session = Session()`` itself and takes no session, adapter or
+timeout argument; its ``retry_attempts`` only accepts values > 0 and ``TradingClient`` /
+``CryptoHistoricalDataClient`` do not even forward it. So ``install_timeout`` is the one place that
+touches ``_session`` / ``_retry``; it checks both exist with the expected types first and fails with a
+clear error if an alpaca-py upgrade renames them (tests/broker pin the behaviour: a hung server times out).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
-from cappuccino_daemon.errors import TransientBrokerError
+from cappuccino_daemon.broker.ports import RateLimitedError, TransientBrokerError
 from cappuccino_daemon.logsetup import get_logger
 
 log = get_logger(__name__)
@@ -36,17 +43,20 @@ class TimeoutSession(requests.Session):
 
 
 def install_timeout(client: Any, timeout_s: float, trust_env: bool = True) -> None:
-    """Give an alpaca-py REST client a timeout session and turn its built-in retry loop off."""
+    """Give an alpaca-py REST client a timeout session and turn its built-in retry loop off.
+
+    The only code that writes alpaca-py internals (see the module docstring for why).
+    """
+    session = getattr(client, "_session", None)
+    retry = getattr(client, "_retry", None)
+    if not isinstance(session, requests.Session) or not isinstance(retry, int):
+        raise RuntimeError(
+            f"alpaca-py's {type(client).__name__} no longer has the _session/_retry attributes this "
+            "daemon replaces to bound every request in time; pin alpaca-py to the version in "
+            "pyproject.toml or update cappuccino_daemon/broker/http.py for the new version."
+        )
     client._session = TimeoutSession(timeout_s, trust_env=trust_env)
-    client._retry = 0  # our retries (reads only) live in retry_reads
-
-
-class RetryAfterError(TransientBrokerError):
-    """A transient error that carries the server's Retry-After hint (seconds)."""
-
-    def __init__(self, message: str, retry_after_s: float | None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    client._retry = 0  # our retries (reads only) live in ReadRetry
 
 
 class _Wait:
@@ -59,8 +69,8 @@ class _Wait:
     def __call__(self, state: RetryCallState) -> float:
         wait = float(self._jitter(state))
         exc = state.outcome.exception() if state.outcome is not None else None
-        hint = getattr(exc, "retry_after_s", None)
-        if isinstance(hint, int | float) and hint > 0:
+        hint = exc.retry_after_s if isinstance(exc, RateLimitedError) else None
+        if hint is not None and hint > 0:
             wait = max(wait, float(hint))
         return min(wait, self._max_s)
 

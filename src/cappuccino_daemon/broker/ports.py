@@ -1,8 +1,20 @@
-"""What the worker needs from a broker, in our own frozen types.
+"""What the worker needs from a broker, in our own frozen types: the boundary of the broker layer.
 
-Nothing from alpaca-py crosses this line: the adapter converts its models into these, and the
-worker, journal and tests only ever see these. Quantities are ``Decimal`` so flooring onto the
-asset's increment is exact; symbols are bare bases (``"BTC"``) everywhere.
+Nothing from alpaca-py crosses this line: the adapter (``broker/alpaca.py``) converts its dicts,
+status strings and exceptions into these, and the worker, journal and tests only ever see these.
+Quantities are ``Decimal`` so flooring onto the asset's increment is exact; symbols are bare bases
+(``"BTC"``) everywhere. ``broker/memory.py`` implements the same port in memory for tests.
+
+Errors a ``Broker`` raises (all are ``cappuccino_daemon.errors`` types, so callers that only care
+what to *do* can catch the base classes):
+
+- ``BrokerUnavailableError`` (a ``TransientBrokerError``): timeout, refused connection, 5xx or an
+  unreadable answer to a read; reads are already retried inside, the caller gives up this attempt.
+- ``RateLimitedError`` (an unavailable error): HTTP 429, with the server's ``retry_after_s`` hint.
+- ``AmbiguousSubmitError``: a submit whose outcome is unknown; resolve by client_order_id.
+- ``BrokerRejectedError``: refused for a reason retrying cannot fix (``status_code`` when HTTP).
+- ``DuplicateClientOrderIdError`` (a rejection): the client_order_id is taken; look it up, adopt it.
+- ``ConfigError``: the broker refused our credentials; a human must fix them.
 """
 
 from __future__ import annotations
@@ -10,39 +22,80 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Literal, Protocol
 
 import pandas as pd
 
+from cappuccino_daemon.errors import (
+    AmbiguousSubmitError,
+    BrokerRejectedError,
+    ConfigError,
+    TransientBrokerError,
+)
+
+__all__ = [
+    "AmbiguousSubmitError",
+    "Asset",
+    "Broker",
+    "BrokerAccount",
+    "BrokerPosition",
+    "BrokerRejectedError",
+    "BrokerUnavailableError",
+    "ConfigError",
+    "DuplicateClientOrderIdError",
+    "OrderSnapshot",
+    "OrderStatus",
+    "RateLimitedError",
+    "Side",
+    "TransientBrokerError",
+]
+
 Side = Literal["buy", "sell"]
 
-# Order statuses after which nothing will change any more.
-FINAL_STATUSES: frozenset[str] = frozenset(
-    {"filled", "canceled", "expired", "rejected", "replaced", "done_for_day"}
-)
-OPEN_STATUSES: frozenset[str] = frozenset(
-    {
-        "new",
-        "partially_filled",
-        "pending_new",
-        "accepted",
-        "pending_cancel",
-        "pending_replace",
-        "pending_review",
-        "accepted_for_bidding",
-        "held",
-        "calculated",
-        "stopped",
-        "suspended",
-    }
-)
+
+class OrderStatus(StrEnum):
+    """Where an order is in its life, as the worker needs to know it (not the broker's vocabulary)."""
+
+    PENDING = "pending"  # accepted by the broker, not working yet (or a state we do not model)
+    OPEN = "open"  # working, nothing filled yet
+    PARTIALLY_FILLED = "partially_filled"
+    PENDING_CANCEL = "pending_cancel"  # a cancel was asked for; it may still fill
+    FILLED = "filled"
+    CANCELED = "canceled"  # canceled or replaced: whatever filled before stays filled
+    EXPIRED = "expired"  # the broker ended it (time in force, end of day)
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        """After a final status nothing about the order changes any more."""
+        return self in _FINAL
+
+
+_FINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED})
+
+
+class BrokerUnavailableError(TransientBrokerError):
+    """The broker did not answer usefully (timeout, connection, 5xx, unreadable body)."""
+
+
+class RateLimitedError(BrokerUnavailableError):
+    """HTTP 429; ``retry_after_s`` is the server's hint (None when it sent none)."""
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DuplicateClientOrderIdError(BrokerRejectedError):
+    """The broker already has an order with this client_order_id: look it up, never resubmit."""
 
 
 @dataclass(frozen=True)
 class BrokerAccount:
     cash: float
     equity: float
-    status: str
+    status: str  # the broker's own word, for logs only; ``trading_blocked`` is what we act on
     trading_blocked: bool = False
 
 
@@ -71,12 +124,12 @@ class OrderSnapshot:
     qty: Decimal
     filled_qty: Decimal
     filled_avg_price: float | None
-    status: str
+    status: OrderStatus
     submitted_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status.is_final
 
     @property
     def is_open(self) -> bool:
@@ -86,8 +139,7 @@ class OrderSnapshot:
 class Broker(Protocol):
     """Every call is bounded in time; reads are retried inside, submits never are.
 
-    Raises only ``cappuccino_daemon.errors`` types: TransientBrokerError (give up this attempt),
-    AmbiguousSubmitError (submit outcome unknown), BrokerRejectedError, ConfigError (credentials).
+    Raises only the errors listed in this module's docstring.
     """
 
     def now(self) -> datetime:
@@ -109,11 +161,13 @@ class Broker(Protocol):
     def submit_market_order(
         self, symbol: str, side: Side, qty: Decimal, client_order_id: str
     ) -> OrderSnapshot:
-        """One POST, never retried. A lost response raises AmbiguousSubmitError; a duplicate
-        client_order_id raises BrokerRejectedError(status_code=422) with ``duplicate`` in the text."""
+        """One POST, never retried. A lost response raises AmbiguousSubmitError; a taken
+        client_order_id raises DuplicateClientOrderIdError."""
         ...
 
-    def cancel_order(self, order_id: str) -> None: ...
+    def cancel_order(self, order_id: str) -> None:
+        """Ask for a cancel; an order that is already final or unknown is not an error."""
+        ...
 
     def get_bars(
         self, symbols: list[str], timeframe: timedelta, start: datetime, end: datetime

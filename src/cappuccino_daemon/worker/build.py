@@ -8,16 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from cappuccino_daemon.bars import timeframe_delta
-from cappuccino_daemon.broker.alpaca import (
-    EMULATOR_DUMMY_KEY,
-    EMULATOR_DUMMY_SECRET,
-    AlpacaBroker,
-    default_endpoints,
-)
-from cappuccino_daemon.broker.http import ReadRetry
+from cappuccino_daemon.broker.factory import open_broker
 from cappuccino_daemon.broker.ports import Broker
 from cappuccino_daemon.clock import Clock, SystemClock
-from cappuccino_daemon.config import load_alpaca_credentials
 from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
@@ -66,20 +59,7 @@ def history_bars(history_hours: int, timeframe: timedelta) -> int:
 
 
 def make_broker(opts: WorkerOptions) -> Broker:
-    creds = load_alpaca_credentials()
-    endpoints = default_endpoints(opts.broker_kind, opts.broker_url, opts.data_url)
-    if creds is None:
-        if opts.broker_kind == "alpaca-paper":
-            raise ConfigError(
-                "No Alpaca credentials: the alpaca-paper broker needs your paper keys. Set ALPACA_API_KEY "
-                "and "
-                "ALPACA_API_SECRET in the environment (or the systemd credentials alpaca_api_key / "
-                "alpaca_api_secret), then start the worker again."
-            )
-        key, secret = EMULATOR_DUMMY_KEY, EMULATOR_DUMMY_SECRET
-    else:
-        key, secret = creds.key_id, creds.secret_key
-    return AlpacaBroker(key, secret, endpoints, timeout_s=opts.http_timeout_s, read_retry=ReadRetry())
+    return open_broker(opts.broker_kind, opts.broker_url, opts.data_url, opts.http_timeout_s)
 
 
 def journal_path(opts: WorkerOptions, spec: ModelSpec) -> Path:

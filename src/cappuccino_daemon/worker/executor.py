@@ -25,10 +25,18 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from cappuccino_daemon.broker.alpaca import DuplicateClientOrderIdError
-from cappuccino_daemon.broker.ports import Asset, Broker, OrderSnapshot, Side
+from cappuccino_daemon.broker.ports import (
+    AmbiguousSubmitError,
+    Asset,
+    Broker,
+    BrokerRejectedError,
+    DuplicateClientOrderIdError,
+    OrderSnapshot,
+    OrderStatus,
+    Side,
+    TransientBrokerError,
+)
 from cappuccino_daemon.clock import Clock
-from cappuccino_daemon.errors import AmbiguousSubmitError, BrokerRejectedError, TransientBrokerError
 from cappuccino_daemon.journal.store import IntentRecord, Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import EnvProfile
@@ -62,16 +70,17 @@ def floor_qty(qty: float | Decimal, increment: Decimal) -> Decimal:
     return (value / increment).to_integral_value(rounding=ROUND_FLOOR) * increment
 
 
+_INTENT_STATUS: dict[OrderStatus, str] = {
+    OrderStatus.FILLED: "filled",
+    OrderStatus.REJECTED: "rejected",
+    OrderStatus.EXPIRED: "expired",
+    OrderStatus.CANCELED: "canceled",
+}
+
+
 def intent_status(snap: OrderSnapshot) -> str:
-    if snap.status == "filled":
-        return "filled"
-    if snap.status == "rejected":
-        return "rejected"
-    if snap.status in ("expired", "done_for_day"):
-        return "expired"
-    if snap.is_final:
-        return "canceled"
-    return "submitted"
+    """The journal's word for a broker order: final statuses map one to one, the rest is in flight."""
+    return _INTENT_STATUS.get(snap.status, "submitted")
 
 
 @dataclass
@@ -134,7 +143,11 @@ class Executor:
             filled_qty=snap.filled_qty,
             filled_avg_price=snap.filled_avg_price,
             event=event,
-            detail={"status": snap.status, "broker_order_id": snap.id, "filled_qty": str(snap.filled_qty)},
+            detail={
+                "status": snap.status.value,
+                "broker_order_id": snap.id,
+                "filled_qty": str(snap.filled_qty),
+            },
         )
         if status != "submitted" and snap.filled_qty > 0 and snap.filled_avg_price is not None:
             self._book(intent, snap.filled_qty, snap.filled_avg_price)
@@ -261,7 +274,7 @@ class Executor:
                 if snap is None:
                     still_open.append(intent)
                     continue
-                intent = self.settle(intent, snap) if snap.status != "submitted" else intent
+                intent = self.settle(intent, snap)
                 if intent.is_open:
                     still_open.append(intent)
             if not still_open or self.clock.monotonic() >= deadline or self.stop.is_set():

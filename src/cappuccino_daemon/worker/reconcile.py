@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from cappuccino_daemon.broker.ports import Broker
-from cappuccino_daemon.errors import TransientBrokerError
+from cappuccino_daemon.broker.ports import Broker, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.worker.account import as_tuple, load_account, with_holding
