@@ -335,3 +335,29 @@ def test_validate_summary_is_logged_not_leaked_to_stdout(harness: Harness) -> No
     assert harness.logs("validate_ok")[0]["summary"] == summary
     raw = [line for line in harness.log_path.read_text().splitlines() if not line.startswith("{")]
     assert raw == []  # journald sees one JSON object per line, nothing else
+
+
+def test_damaged_backoff_in_state_file_does_not_stop_trading(harness: Harness) -> None:
+    # Issue 9: backoff_s 1e308 and next_start_at in 2099 made the supervisor wait ~72 years, silently.
+    harness.state.mkdir(parents=True)
+    damaged = {
+        "version": 1,
+        "status": "stopped",
+        "children": {
+            "worker": {
+                "name": "worker",
+                "state": "backoff",
+                "consecutive_failures": 2,
+                "backoff_s": 1e308,
+                "next_start_at": "2099-01-01T00:00:00+00:00",
+            }
+        },
+    }
+    (harness.state / "supervisor.json").write_text(json.dumps(damaged))
+    harness.write_config(worker=[FOREVER])
+    harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    replaced = harness.logs("saved_backoff_replaced")
+    assert len(replaced) == 1 and replaced[0]["backoff_s"] == 0.4  # FAST policy: 0.2 * 2
+    assert harness.logs("backoff_resumed")[0]["wait_s"] <= 0.8  # never beyond backoff_max_s
+    assert harness.stop() == 0

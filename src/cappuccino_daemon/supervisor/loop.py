@@ -108,7 +108,7 @@ class Supervisor:
         code = self._validate()
         if code is not None:
             return self._shutdown(code)
-        resume.resume_backoff(self._children, self.clock.now(), self.clock.monotonic())
+        resume.resume_backoff(self._children, self.clock.now(), self.clock.monotonic(), self.cfg.policy)
         self.state.status, self.state.message = "running", ""
         while self._exit_code is None and self._stop_signal is None:
             self._tick()
