@@ -361,3 +361,15 @@ def test_damaged_backoff_in_state_file_does_not_stop_trading(harness: Harness) -
     assert len(replaced) == 1 and replaced[0]["backoff_s"] == 0.4  # FAST policy: 0.2 * 2
     assert harness.logs("backoff_resumed")[0]["wait_s"] <= 0.8  # never beyond backoff_max_s
     assert harness.stop() == 0
+
+
+def test_validation_process_dies_with_a_sigkilled_supervisor(harness: Harness) -> None:
+    harness.write_config(worker=[FOREVER], validate=[FOREVER])  # a validation that never finishes
+    harness.start()
+    validator = harness.wait_for(lambda: _starts(harness, "validate"), message="validation started")[0]
+    harness.kill()  # SIGKILL: the supervisor cannot stop its child itself
+    harness.wait_for(
+        lambda: not pid_alive(validator["pid"]), timeout=10, message="validator gone", running=False
+    )
+    assert [e["event"] for e in harness.child_events("validate")] == ["start", "sigterm", "exit"]
+    assert _starts(harness) == []

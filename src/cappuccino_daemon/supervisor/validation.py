@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from cappuccino_daemon.clock import Clock
 from cappuccino_daemon.errors import EX_CONFIG
 from cappuccino_daemon.logsetup import get_logger
-from cappuccino_daemon.supervisor.child import ExitInfo, clean_env, stop_child
+from cappuccino_daemon.supervisor.child import ExitInfo, clean_env, die_with_parent, stop_child
 from cappuccino_daemon.supervisor.notify import Notifier
 
 log = get_logger(__name__)
@@ -50,6 +50,7 @@ def run_validation(
             stdout=subprocess.PIPE,  # its one-line summary goes into our structured log, not raw stdout
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # a SIGKILLed supervisor must not leave it running
         )
     except OSError as exc:
         return ValidationOutcome(error=f"cannot run {argv[0]}: {exc}")
