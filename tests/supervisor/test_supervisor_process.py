@@ -314,6 +314,37 @@ def test_frozen_emulator_is_restarted_not_the_worker(harness: Harness) -> None:
     assert harness.state_json()["children"]["emulator"]["hang_kills"] == 1
 
 
+def test_worker_stalled_by_a_frozen_emulator_is_not_charged(harness: Harness) -> None:
+    # The worker's heartbeat stops while its exchange is frozen (it waits on the exchange): the exchange
+    # is restarted, and the worker is neither killed as hung nor charged a failure for it.
+    # The exchange's restart (backoff 1 s) outlasts the worker's heartbeat timeout (1 s).
+    harness.write_config(
+        worker=[FOREVER],
+        emulator=[FOREVER],
+        worker_follows_exchange=True,
+        backoff_base_s=1.0,
+        backoff_max_s=2.0,
+    )
+    harness.start()
+    first = harness.wait_for(lambda: _starts(harness, "emulator"), message="emulator start")[0]
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    os.kill(first["pid"], signal.SIGSTOP)
+    harness.wait_for(lambda: len(_starts(harness, "emulator")) >= 2, timeout=10, message="emulator restart")
+    cycles = _heartbeat_cycles(harness)
+    harness.wait_for(lambda: _heartbeat_cycles(harness) > cycles + 2, message="worker beating again")
+    assert [h["child"] for h in harness.logs("child_hung")] == ["emulator"]
+    assert len(_starts(harness, "worker")) == 1
+    assert harness.stop() == 0
+    worker = harness.state_json()["children"]["worker"]
+    assert worker["hang_kills"] == 0 and worker["consecutive_failures"] == 0 and worker["restarts"] == 0
+
+
+def _heartbeat_cycles(h: Harness) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        return int(json.loads((h.state / "heartbeat.json").read_text())["cycles"])
+    return 0
+
+
 def test_previous_unclean_supervisor_is_reported(harness: Harness) -> None:
     harness.write_config(worker=[FOREVER])
     first = harness.start()

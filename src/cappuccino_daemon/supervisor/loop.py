@@ -43,6 +43,8 @@ __all__ = ["EMULATOR", "WORKER", "ChildPlan", "Supervisor", "SupervisorConfig"]
 log = get_logger(__name__)
 
 SAVE_EVERY_S = 30.0
+# The real emulator touches its ready file every second; this much silence means it is not serving.
+EXCHANGE_SILENCE_S = 5.0
 
 
 class Supervisor:
@@ -234,6 +236,20 @@ class Supervisor:
         emulator = next((c for c in self._children if c.plan.name == EMULATOR), None)
         return emulator is None or (emulator.running and emulator.healthy_since is not None)
 
+    def _exchange_serving(self, now: float) -> bool:
+        """False while the embedded emulator is frozen, restarting or not ready: a worker waiting on it
+        is not hung. Without an embedded emulator there is nothing to blame (True)."""
+        emulator = next((c for c in self._children if c.plan.name == EMULATOR), None)
+        if emulator is None:
+            return True
+        silence = min(EXCHANGE_SILENCE_S, self.cfg.heartbeat_timeout_s / 2)
+        return (
+            emulator.running
+            and emulator.healthy_since is not None
+            and emulator.stop_deadline is None
+            and now - emulator.last_progress <= silence
+        )
+
     def _start(self, child: ChildRuntime, now: float) -> None:
         rec = child.record
         for stale in (child.plan.heartbeat_file, child.plan.ready_file):
@@ -260,6 +276,7 @@ class Supervisor:
         child.proc, child.spawned_at, child.last_progress = proc, now, now
         child.healthy_since = child.stop_deadline = child.stop_reason = None
         child.killed, child.last_hb_time, child.heartbeat = False, None, None
+        child.excused_at = None
         child.last_ready_mtime = None
         self._dirty = True
         self._save(force=True)  # the pid must be on disk before anything else can go wrong
@@ -285,6 +302,8 @@ class Supervisor:
                     rec.state = "running"
                     self._dirty = True
                     log.info("child_first_heartbeat", child=child.plan.name, pid=hb.pid, phase=hb.phase)
+            if child.plan.name == WORKER and not self._exchange_serving(now):
+                child.excused_at = now  # the exchange's fault: its hang clock waits for the exchange
             if self._hung(child, now, "heartbeat not advancing"):
                 return
         elif child.plan.ready_file is not None:
@@ -318,7 +337,7 @@ class Supervisor:
 
     def _hung(self, child: ChildRuntime, now: float, why: str) -> bool:
         """Begin stopping ``child`` when it has shown no progress for ``heartbeat_timeout_s``."""
-        silent_for = now - child.last_progress
+        silent_for = child.silent_for(now)
         if silent_for <= self.cfg.heartbeat_timeout_s:
             return False
         child.record.hang_kills += 1
