@@ -275,7 +275,8 @@ def test_embedded_emulator_is_started_first_and_restarted(harness: Harness) -> N
     harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
     assert harness.stop() == 0
     emulator_starts, worker_starts = _starts(harness, "emulator"), _starts(harness, "worker")
-    assert worker_starts[0]["mono"] > emulator_starts[0]["mono"]  # after the ready file
+    # Spawned in that order, together: the worker waits for the exchange's ready file itself.
+    assert [e["child"] for e in harness.logs("child_spawn")][:2] == ["emulator", "worker"]
     assert "--ready-file" in emulator_starts[0]["argv"]
     assert len(worker_starts) == 1  # an emulator restart does not restart the worker
     # Stop order: worker first, then the emulator.
@@ -404,3 +405,16 @@ def test_validation_process_dies_with_a_sigkilled_supervisor(harness: Harness) -
     )
     assert [e["event"] for e in harness.child_events("validate")] == ["start", "sigterm", "exit"]
     assert _starts(harness) == []
+
+
+def test_run_execs_into_the_lean_supervisor_under_the_same_pid(harness: Harness) -> None:
+    harness.write_config(worker=[FOREVER])
+    proc = harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    # systemd's main process is still the pid it started, now without pydantic (or the ML stack).
+    assert harness.state_json()["supervisor_pid"] == proc.pid
+    assert "cappuccino_daemon.supervisor.main" in Path(f"/proc/{proc.pid}/cmdline").read_text()
+    mapped = Path(f"/proc/{proc.pid}/maps").read_text()
+    assert "pydantic_core" not in mapped and "libtorch" not in mapped
+    assert harness.logs("supervisor_start")[0]["modules"] > 0
+    assert harness.stop() == 0

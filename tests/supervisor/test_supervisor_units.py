@@ -17,6 +17,7 @@ import pytest
 from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.supervisor.backoff import BackoffPolicy
 from cappuccino_daemon.supervisor.child import ExitInfo, clean_env
+from cappuccino_daemon.supervisor.handoff import LogPlan, decode, encode
 from cappuccino_daemon.supervisor.lock import InstanceLock
 from cappuccino_daemon.supervisor.notify import Notifier, sd_notify, socket_address, watchdog_interval_s
 from cappuccino_daemon.supervisor.resume import resume_backoff
@@ -292,14 +293,19 @@ def test_plans_follow_systemd_state_directory(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "var-lib"))
     plan = build_config(load_settings(config), config)
     assert plan.state_dir == tmp_path / "var-lib"
-    assert plan.emulator is not None and plan.validate_argv is not None
+    # The worker checks the model itself (exit 78 before any broker request): no separate validation.
+    assert plan.emulator is not None and plan.validate_argv is None
     emu = plan.emulator.argv
     assert emu[emu.index("--state") + 1] == str(tmp_path / "var-lib" / "emulator.sqlite")
     assert emu[emu.index("--synthetic") + 1] == "3" and "--ready-file" in emu
     worker = plan.worker.argv
     assert worker[worker.index("--heartbeat-file") + 1] == str(tmp_path / "var-lib" / "heartbeat.json")
     assert worker[worker.index("--broker-url") + 1] == "http://127.0.0.1:8799"
-    assert plan.validate_argv[-3:] == ["validate", "--config", str(config.resolve())]
+    ready = worker[worker.index("--exchange-ready-file") + 1]
+    assert ready == emu[emu.index("--ready-file") + 1] == str(tmp_path / "var-lib" / "emulator.ready")
+    # What `run` hands to the lean supervisor across exec is the same plan.
+    log = LogPlan(level="DEBUG", json=True, file=str(tmp_path / "logs" / "supervisor.log"))
+    assert decode(encode(plan, log)) == (plan, log)
 
 
 def _resumed(record: ChildRecord, policy: BackoffPolicy) -> ChildRuntime:
