@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from supervisor_harness import Harness
 
 
@@ -79,3 +80,27 @@ def test_run_gives_up_on_an_invalid_model_without_restarting(tmp_path: Path) -> 
     assert not [e for e in events if e.get("event") == "broker_connected"]
     state = json.loads((tmp_path / "state" / "supervisor.json").read_text())
     assert state["status"] == "given_up" and state["children"]["emulator"]["state"] == "stopped"
+
+
+def test_worker_waits_for_the_exchange_ready_file_on_a_fake_clock(tmp_path: Path) -> None:
+    from cappuccino_daemon.errors import TransientBrokerError
+    from cappuccino_daemon.worker.build import wait_for_exchange
+
+    ready = tmp_path / "emulator.ready"
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:  # the exchange announces itself after 1 s of (fake) waiting
+        now[0] += seconds
+        if now[0] >= 1.0:
+            ready.write_text("http://127.0.0.1:1\n")
+
+    wait_for_exchange(ready, 5.0, monotonic=lambda: now[0], sleep=sleep)
+    assert ready.exists() and 1.0 <= now[0] < 5.0
+
+    ready.unlink()
+    now[0] = 0.0
+    with pytest.raises(TransientBrokerError, match="emulator.ready"):
+        wait_for_exchange(
+            ready, 0.5, monotonic=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s)
+        )
+    assert now[0] >= 0.5

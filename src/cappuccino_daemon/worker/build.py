@@ -145,6 +145,12 @@ def load_checked_model(opts: WorkerOptions) -> tuple[ModelSpec, Policy]:
             f"{spec.model_dir / 'actor.pth'} produced a non-finite or mis-shaped action on a zero state "
             f"({action!r}). Fix: the weights are unusable; copy actor.pth again or retrain."
         )
+    log.info(
+        "validate_ok",
+        model=spec.model_id,
+        summary=f"{spec.algorithm} {spec.net_dim}/{spec.state_dim}/{spec.action_dim}, lookback "
+        f"{spec.lookback}, {spec.timeframe}, tickers {','.join(spec.tickers)}",
+    )
     return spec, policy
 
 
