@@ -99,8 +99,10 @@ def test_worker_waits_for_the_exchange_ready_file_on_a_fake_clock(tmp_path: Path
 
     ready.unlink()
     now[0] = 0.0
-    with pytest.raises(TransientBrokerError, match="emulator.ready"):
-        wait_for_exchange(
-            ready, 0.5, monotonic=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s)
-        )
+
+    def idle(seconds: float) -> None:  # an exchange that never comes
+        now[0] += seconds
+
+    with pytest.raises(TransientBrokerError, match=r"emulator\.ready"):
+        wait_for_exchange(ready, 0.5, monotonic=lambda: now[0], sleep=idle)
     assert now[0] >= 0.5
