@@ -1,4 +1,6 @@
-"""The supervisor loop: validate, start the emulator (if embedded) and the worker, watch, restart, stop.
+"""The supervisor loop: start the emulator (if embedded) and the worker together, watch, restart, stop.
+
+An explicit ``validate_command`` runs first; by default the worker checks the model (exit 78 if unusable).
 
 Signal handlers only set flags; every action happens in ``_tick`` at a safe point. Exit codes:
 0 after SIGTERM/SIGINT or a deliberate worker stop (worker exit 0), 78 when validation fails or a child

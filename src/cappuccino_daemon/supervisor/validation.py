@@ -1,4 +1,6 @@
-"""The pre-start check: run ``cappuccino-paper validate`` in a subprocess (torch never enters us).
+"""An extra pre-start check, only when ``[supervisor] validate_command`` is set (by default the worker
+checks the model itself before trading). It runs in a subprocess (torch never enters us) that dies with
+us (PDEATHSIG).
 
 While it runs, systemd's start timeout is extended and a stop request interrupts it. The outcome is
 one of: fine, interrupted by a stop request, or failed with a one-paragraph reason.
