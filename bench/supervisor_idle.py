@@ -1,7 +1,9 @@
-"""Supervisor footprint while idle: RSS and CPU of the real ``cappuccino-paper run`` process.
+"""Supervisor footprint while trading: RSS, modules and CPU of the real ``cappuccino-paper run`` process.
 
 A tiny fake worker heartbeats every second (like a worker waiting for the next bar); we sample the
-supervisor's own /proc counters (children excluded) over a quiet window. Prints figures, asserts nothing.
+supervisor's own /proc counters (children excluded) over a quiet window, and read the number of modules
+the running supervisor imported from its ``supervisor_start`` log line (after ``run`` exec'd into the
+lean supervisor). Prints figures, asserts nothing; the goal is RSS <= 35 MiB.
 Usage: python bench/supervisor_idle.py [--seconds 10]
 """
 
@@ -10,13 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from supervised import start_supervisor
+from supervised import start_supervisor, supervisor_event
 
 WORKER = """
 import os, sys, time
@@ -67,20 +68,17 @@ def main() -> None:
         time.sleep(args.seconds)
         cpu1, t1 = proc_cpu_s(proc.pid), time.monotonic()
         rss = proc_rss_mb(proc.pid)
-        modules = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import cappuccino_daemon.supervisor.loop"],
-            capture_output=True,
-            text=True,
-        ).stderr.count("\n")
+        start_line = supervisor_event(tmp, "supervisor_start") or {}
+        modules = start_line.get("modules", "?")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
-    print(f"supervisor start → worker's first heartbeat: {to_first_heartbeat * 1000:.0f} ms (incl. validate)")
+    print(f"supervisor start → worker's first heartbeat: {to_first_heartbeat * 1000:.0f} ms")
     print(f"supervisor RSS while idle: {rss:.1f} MiB")
     print(
         f"supervisor CPU while idle: {cpu1 - cpu0:.3f} s over {t1 - t0:.1f} s = "
         f"{100 * (cpu1 - cpu0) / (t1 - t0):.3f} % of one core (resolution 1/CLK_TCK)"
     )
-    print(f"modules imported by cappuccino_daemon.supervisor.loop: {modules}")
+    print(f"modules imported by the running supervisor: {modules}")
     print(f"exit code after SIGTERM: {code}")
 
 

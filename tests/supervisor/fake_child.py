@@ -1,11 +1,14 @@
 """A stand-in worker/emulator/validator for the supervisor tests: behaviour scripted per start.
 
-Usage: fake_child.py EVENTS_FILE ROLE [--heartbeat-file F] [--ready-file F] [--script JSON]
+Usage: fake_child.py EVENTS_FILE ROLE [--heartbeat-file F] [--ready-file F] [--exchange-ready-file F]
+[--script JSON]
 The script is a list of dicts, one per start (the last one repeats):
   run_s: seconds before exiting (None: forever), exit: exit code, heartbeat: write heartbeats (and
   touch the ready file),
   hb_every_s: heartbeat period, stdout/stderr: text to print there before exiting,
   term_delay_s: seconds to linger after SIGTERM before exiting 0, ignore_term: never exit on SIGTERM.
+With --exchange-ready-file (a worker) heartbeats pause while that file is missing or older than 0.5 s,
+like a real worker blocked on a frozen exchange.
 Every start, heartbeat count, SIGTERM and exit is appended to EVENTS_FILE as a JSON line.
 """
 
@@ -29,6 +32,7 @@ def main() -> int:
     parser.add_argument("role")
     parser.add_argument("--heartbeat-file", type=Path)
     parser.add_argument("--ready-file", type=Path)
+    parser.add_argument("--exchange-ready-file", type=Path)
     parser.add_argument("--script", default="[{}]")
     args = parser.parse_args()
     events: Path = args.events
@@ -81,6 +85,9 @@ def main() -> int:
             last_touch = now
             os.utime(args.ready_file)  # liveness, as the real emulator does while serving
         if args.heartbeat_file and step.get("heartbeat", True) and now - last_hb >= hb_every:
+            if args.exchange_ready_file is not None and not _fresh(args.exchange_ready_file, 0.5):
+                time.sleep(0.01)
+                continue
             cycles += 1
             last_hb = now
             write_heartbeat(
@@ -101,6 +108,13 @@ def main() -> int:
     code = int(step.get("exit", 1))
     record("exit", code=code, why="script")
     return code
+
+
+def _fresh(path: Path, within_s: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime <= within_s
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

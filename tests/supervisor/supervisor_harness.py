@@ -47,11 +47,13 @@ class Harness:
         worker: list[dict[str, Any]],
         validate: list[dict[str, Any]] | None = None,
         emulator: list[dict[str, Any]] | None = None,
+        worker_follows_exchange: bool = False,
         **supervisor: Any,
     ) -> None:
         sup = {**FAST, **supervisor}
+        follow = ["--exchange-ready-file", "{ready_file}"] if worker_follows_exchange else []
         sup["worker_command"] = fake_command(
-            self.events, "worker", worker, "--heartbeat-file", "{heartbeat_file}"
+            self.events, "worker", worker, "--heartbeat-file", "{heartbeat_file}", *follow
         )
         sup["validate_command"] = fake_command(self.events, "validate", validate or [{"run_s": 0, "exit": 0}])
         if emulator is not None:

@@ -275,7 +275,8 @@ def test_embedded_emulator_is_started_first_and_restarted(harness: Harness) -> N
     harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
     assert harness.stop() == 0
     emulator_starts, worker_starts = _starts(harness, "emulator"), _starts(harness, "worker")
-    assert worker_starts[0]["mono"] > emulator_starts[0]["mono"]  # after the ready file
+    # Spawned in that order, together: the worker waits for the exchange's ready file itself.
+    assert [e["child"] for e in harness.logs("child_spawn")][:2] == ["emulator", "worker"]
     assert "--ready-file" in emulator_starts[0]["argv"]
     assert len(worker_starts) == 1  # an emulator restart does not restart the worker
     # Stop order: worker first, then the emulator.
@@ -314,6 +315,37 @@ def test_frozen_emulator_is_restarted_not_the_worker(harness: Harness) -> None:
     assert harness.state_json()["children"]["emulator"]["hang_kills"] == 1
 
 
+def test_worker_stalled_by_a_frozen_emulator_is_not_charged(harness: Harness) -> None:
+    # The worker's heartbeat stops while its exchange is frozen (it waits on the exchange): the exchange
+    # is restarted, and the worker is neither killed as hung nor charged a failure for it.
+    # The exchange's restart (backoff 1 s) outlasts the worker's heartbeat timeout (1 s).
+    harness.write_config(
+        worker=[FOREVER],
+        emulator=[FOREVER],
+        worker_follows_exchange=True,
+        backoff_base_s=1.0,
+        backoff_max_s=2.0,
+    )
+    harness.start()
+    first = harness.wait_for(lambda: _starts(harness, "emulator"), message="emulator start")[0]
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    os.kill(first["pid"], signal.SIGSTOP)
+    harness.wait_for(lambda: len(_starts(harness, "emulator")) >= 2, timeout=10, message="emulator restart")
+    cycles = _heartbeat_cycles(harness)
+    harness.wait_for(lambda: _heartbeat_cycles(harness) > cycles + 2, message="worker beating again")
+    assert [h["child"] for h in harness.logs("child_hung")] == ["emulator"]
+    assert len(_starts(harness, "worker")) == 1
+    assert harness.stop() == 0
+    worker = harness.state_json()["children"]["worker"]
+    assert worker["hang_kills"] == 0 and worker["consecutive_failures"] == 0 and worker["restarts"] == 0
+
+
+def _heartbeat_cycles(h: Harness) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        return int(json.loads((h.state / "heartbeat.json").read_text())["cycles"])
+    return 0
+
+
 def test_previous_unclean_supervisor_is_reported(harness: Harness) -> None:
     harness.write_config(worker=[FOREVER])
     first = harness.start()
@@ -335,3 +367,54 @@ def test_validate_summary_is_logged_not_leaked_to_stdout(harness: Harness) -> No
     assert harness.logs("validate_ok")[0]["summary"] == summary
     raw = [line for line in harness.log_path.read_text().splitlines() if not line.startswith("{")]
     assert raw == []  # journald sees one JSON object per line, nothing else
+
+
+def test_damaged_backoff_in_state_file_does_not_stop_trading(harness: Harness) -> None:
+    # Issue 9: backoff_s 1e308 and next_start_at in 2099 made the supervisor wait ~72 years, silently.
+    harness.state.mkdir(parents=True)
+    damaged = {
+        "version": 1,
+        "status": "stopped",
+        "children": {
+            "worker": {
+                "name": "worker",
+                "state": "backoff",
+                "consecutive_failures": 2,
+                "backoff_s": 1e308,
+                "next_start_at": "2099-01-01T00:00:00+00:00",
+            }
+        },
+    }
+    (harness.state / "supervisor.json").write_text(json.dumps(damaged))
+    harness.write_config(worker=[FOREVER])
+    harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    replaced = harness.logs("saved_backoff_replaced")
+    assert len(replaced) == 1 and replaced[0]["backoff_s"] == 0.4  # FAST policy: 0.2 * 2
+    assert harness.logs("backoff_resumed")[0]["wait_s"] <= 0.8  # never beyond backoff_max_s
+    assert harness.stop() == 0
+
+
+def test_validation_process_dies_with_a_sigkilled_supervisor(harness: Harness) -> None:
+    harness.write_config(worker=[FOREVER], validate=[FOREVER])  # a validation that never finishes
+    harness.start()
+    validator = harness.wait_for(lambda: _starts(harness, "validate"), message="validation started")[0]
+    harness.kill()  # SIGKILL: the supervisor cannot stop its child itself
+    harness.wait_for(
+        lambda: not pid_alive(validator["pid"]), timeout=10, message="validator gone", running=False
+    )
+    assert [e["event"] for e in harness.child_events("validate")] == ["start", "sigterm", "exit"]
+    assert _starts(harness) == []
+
+
+def test_run_execs_into_the_lean_supervisor_under_the_same_pid(harness: Harness) -> None:
+    harness.write_config(worker=[FOREVER])
+    proc = harness.start()
+    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
+    # systemd's main process is still the pid it started, now without pydantic (or the ML stack).
+    assert harness.state_json()["supervisor_pid"] == proc.pid
+    assert "cappuccino_daemon.supervisor.main" in Path(f"/proc/{proc.pid}/cmdline").read_text()
+    mapped = Path(f"/proc/{proc.pid}/maps").read_text()
+    assert "pydantic_core" not in mapped and "libtorch" not in mapped
+    assert harness.logs("supervisor_start")[0]["modules"] > 0
+    assert harness.stop() == 0

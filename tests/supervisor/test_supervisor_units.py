@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,9 +17,12 @@ import pytest
 from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.supervisor.backoff import BackoffPolicy
 from cappuccino_daemon.supervisor.child import ExitInfo, clean_env
+from cappuccino_daemon.supervisor.handoff import LogPlan, decode, encode
 from cappuccino_daemon.supervisor.lock import InstanceLock
 from cappuccino_daemon.supervisor.notify import Notifier, sd_notify, socket_address, watchdog_interval_s
-from cappuccino_daemon.supervisor.state_store import StateStore, SupervisorState
+from cappuccino_daemon.supervisor.resume import resume_backoff
+from cappuccino_daemon.supervisor.runtime import ChildPlan, ChildRuntime
+from cappuccino_daemon.supervisor.state_store import ChildRecord, StateStore, SupervisorState
 from cappuccino_daemon.supervisor.units import TEMPLATE_NAME, UNIT_NAME, UnitParams, default_units, render
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -290,11 +293,64 @@ def test_plans_follow_systemd_state_directory(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "var-lib"))
     plan = build_config(load_settings(config), config)
     assert plan.state_dir == tmp_path / "var-lib"
-    assert plan.emulator is not None and plan.validate_argv is not None
+    # The worker checks the model itself (exit 78 before any broker request): no separate validation.
+    assert plan.emulator is not None and plan.validate_argv is None
     emu = plan.emulator.argv
     assert emu[emu.index("--state") + 1] == str(tmp_path / "var-lib" / "emulator.sqlite")
     assert emu[emu.index("--synthetic") + 1] == "3" and "--ready-file" in emu
     worker = plan.worker.argv
     assert worker[worker.index("--heartbeat-file") + 1] == str(tmp_path / "var-lib" / "heartbeat.json")
     assert worker[worker.index("--broker-url") + 1] == "http://127.0.0.1:8799"
-    assert plan.validate_argv[-3:] == ["validate", "--config", str(config.resolve())]
+    ready = worker[worker.index("--exchange-ready-file") + 1]
+    assert ready == emu[emu.index("--ready-file") + 1] == str(tmp_path / "var-lib" / "emulator.ready")
+    # What `run` hands to the lean supervisor across exec is the same plan.
+    log = LogPlan(level="DEBUG", json=True, file=str(tmp_path / "logs" / "supervisor.log"))
+    assert decode(encode(plan, log)) == (plan, log)
+
+
+def _resumed(record: ChildRecord, policy: BackoffPolicy) -> ChildRuntime:
+    child = ChildRuntime(ChildPlan(name=record.name, argv=["true"]), record)
+    resume_backoff([child], NOW, 1000.0, policy)  # fake clocks: wall NOW, monotonic 1000
+    return child
+
+
+@pytest.mark.parametrize(
+    ("saved_backoff", "next_start_at"),
+    [
+        (1e308, datetime(2099, 1, 1, tzinfo=UTC)),  # the damaged file of issue 9: a 72-year wait
+        (float("nan"), datetime(2099, 1, 1, tzinfo=UTC)),
+        (0.0, datetime(2099, 1, 1, tzinfo=UTC)),  # below the configured base
+        (200.0, datetime(2099, 1, 1, tzinfo=UTC)),  # settings lowered since the file was written
+    ],
+)
+def test_resumed_backoff_never_exceeds_the_configured_maximum(
+    saved_backoff: float, next_start_at: datetime
+) -> None:
+    policy = BackoffPolicy(base_s=5.0, max_s=60.0, healthy_after_s=60.0)
+    record = ChildRecord(
+        name="worker",
+        consecutive_failures=3,
+        backoff_s=saved_backoff,
+        next_start_at=next_start_at.isoformat(),
+    )
+    child = _resumed(record, policy)
+    assert record.backoff_s == policy.delay(3) == 20.0  # replaced by what the policy gives
+    assert child.next_start == 1000.0 + 20.0
+    assert record.state == "backoff"
+    assert datetime.fromisoformat(record.next_start_at or "") == NOW + timedelta(seconds=20)
+
+
+def test_resumed_backoff_keeps_a_valid_pending_wait() -> None:
+    policy = BackoffPolicy(base_s=5.0, max_s=60.0, healthy_after_s=60.0)
+    record = ChildRecord(
+        name="worker",
+        consecutive_failures=4,
+        backoff_s=40.0,
+        next_start_at=(NOW + timedelta(seconds=25)).isoformat(),
+    )
+    child = _resumed(record, policy)
+    assert record.backoff_s == 40.0 and child.next_start == 1025.0
+    overdue = ChildRecord(
+        name="worker", consecutive_failures=4, backoff_s=40.0, next_start_at=NOW.isoformat()
+    )
+    assert _resumed(overdue, policy).next_start == 1000.0  # already due: start at once

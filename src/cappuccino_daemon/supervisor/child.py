@@ -8,7 +8,6 @@ so a ``kill -9`` of the supervisor cannot leave an orphan worker trading unsuper
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cappuccino_daemon.supervisor.notify import NOTIFY_ENV_VARS
 
@@ -33,11 +33,36 @@ def clean_env(
     return env
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            libc = ctypes.CDLL(None, use_errno=True)
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM from the kernel when we die, even by SIGKILL.
+
+    PR_SET_PDEATHSIG fires when the parent exits after the call; a parent that died between fork and
+    the call is caught by comparing ``getppid()`` with the pid taken before the fork.
+    """
+    parent = os.getpid()
+    libc = _libc()
+
+    def preexec() -> None:  # runs in the child between fork and exec
+        if libc is not None:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+def _libc() -> Any:
+    """libc for prctl (Linux only), loaded once; None elsewhere or when unavailable."""
+    global _LIBC
+    if _LIBC is None and sys.platform.startswith("linux"):
+        import ctypes  # lazy: only a spawning supervisor needs it
+
+        with contextlib.suppress(OSError):
+            _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+_LIBC: Any = None
 
 
 def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
@@ -49,7 +74,7 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) 
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent(),
     )
 
 

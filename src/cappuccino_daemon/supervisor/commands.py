@@ -45,17 +45,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_supervisor(args: argparse.Namespace) -> int:
     from cappuccino_daemon.config import load_settings
-    from cappuccino_daemon.logsetup import configure_logging
-    from cappuccino_daemon.supervisor.lock import InstanceLock
-    from cappuccino_daemon.supervisor.loop import Supervisor
+    from cappuccino_daemon.supervisor.handoff import LogPlan, exec_lean
     from cappuccino_daemon.supervisor.plans import build_config
 
     settings = load_settings(args.config)
     log_file = settings.paths.logs / "supervisor.log" if settings.logging.file else None
-    configure_logging(level=settings.logging.level, json=settings.logging.json_output, log_file=log_file)
     config = build_config(settings, args.config)
-    with InstanceLock(config.state_dir):
-        return Supervisor(config).run()
+    log = LogPlan(
+        settings.logging.level, settings.logging.json_output, None if log_file is None else str(log_file)
+    )
+    exec_lean(config, log)  # same pid, without pydantic: see supervisor/handoff.py
 
 
 def _run_install_unit(args: argparse.Namespace) -> int:

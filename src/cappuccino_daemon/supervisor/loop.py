@@ -1,4 +1,6 @@
-"""The supervisor loop: validate, start the emulator (if embedded) and the worker, watch, restart, stop.
+"""The supervisor loop: start the emulator (if embedded) and the worker together, watch, restart, stop.
+
+An explicit ``validate_command`` runs first; by default the worker checks the model (exit 78 if unusable).
 
 Signal handlers only set flags; every action happens in ``_tick`` at a safe point. Exit codes:
 0 after SIGTERM/SIGINT or a deliberate worker stop (worker exit 0), 78 when validation fails or a child
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,6 +46,8 @@ __all__ = ["EMULATOR", "WORKER", "ChildPlan", "Supervisor", "SupervisorConfig"]
 log = get_logger(__name__)
 
 SAVE_EVERY_S = 30.0
+# The real emulator touches its ready file every second; this much silence means it is not serving.
+EXCHANGE_SILENCE_S = 5.0
 
 
 class Supervisor:
@@ -87,7 +92,7 @@ class Supervisor:
         plans = [p for p in (self.cfg.emulator, self.cfg.worker) if p is not None]
         self._children = [ChildRuntime(p, self.state.child(p.name)) for p in plans]
         resume.begin_life(self.state, self._children)  # before our own status overwrites the old one
-        self.state.status, self.state.message = "starting", "validating configuration and model"
+        self.state.status, self.state.message = "starting", "starting; the worker checks the model first"
         self.state.supervisor_pid = os.getpid()
         self.state.supervisor_started_at = now.isoformat()
         self.state.ready_at = None
@@ -104,11 +109,12 @@ class Supervisor:
             healthy_after_s=self.cfg.policy.healthy_after_s,
             heartbeat_timeout_s=self.cfg.heartbeat_timeout_s,
             watchdog=self.notifier.watchdog_enabled,
+            modules=len(sys.modules),  # the footprint: bench/supervisor_idle.py reports it
         )
         code = self._validate()
         if code is not None:
             return self._shutdown(code)
-        resume.resume_backoff(self._children, self.clock.now(), self.clock.monotonic())
+        resume.resume_backoff(self._children, self.clock.now(), self.clock.monotonic(), self.cfg.policy)
         self.state.status, self.state.message = "running", ""
         while self._exit_code is None and self._stop_signal is None:
             self._tick()
@@ -226,13 +232,30 @@ class Supervisor:
                 return
         if child.record.state == "given_up" or now < child.next_start:
             return
-        if child.plan.name == WORKER and not self._emulator_ready():
+        if child.plan.name == WORKER and not self._emulator_up():
             return
         self._start(child, now)
 
-    def _emulator_ready(self) -> bool:
+    def _emulator_up(self) -> bool:
+        """The worker starts once the emulator runs, not once it serves: the worker loads its model
+        meanwhile and waits for the ready file itself (``--exchange-ready-file``), so the two start-ups
+        overlap. An emulator in backoff or being stopped holds the worker back."""
         emulator = next((c for c in self._children if c.plan.name == EMULATOR), None)
-        return emulator is None or (emulator.running and emulator.healthy_since is not None)
+        return emulator is None or (emulator.running and emulator.stop_deadline is None)
+
+    def _exchange_serving(self, now: float) -> bool:
+        """False while the embedded emulator is frozen, restarting or not ready: a worker waiting on it
+        is not hung. Without an embedded emulator there is nothing to blame (True)."""
+        emulator = next((c for c in self._children if c.plan.name == EMULATOR), None)
+        if emulator is None:
+            return True
+        silence = min(EXCHANGE_SILENCE_S, self.cfg.heartbeat_timeout_s / 2)
+        return (
+            emulator.running
+            and emulator.healthy_since is not None
+            and emulator.stop_deadline is None
+            and now - emulator.last_progress <= silence
+        )
 
     def _start(self, child: ChildRuntime, now: float) -> None:
         rec = child.record
@@ -260,6 +283,7 @@ class Supervisor:
         child.proc, child.spawned_at, child.last_progress = proc, now, now
         child.healthy_since = child.stop_deadline = child.stop_reason = None
         child.killed, child.last_hb_time, child.heartbeat = False, None, None
+        child.excused_at = None
         child.last_ready_mtime = None
         self._dirty = True
         self._save(force=True)  # the pid must be on disk before anything else can go wrong
@@ -285,6 +309,8 @@ class Supervisor:
                     rec.state = "running"
                     self._dirty = True
                     log.info("child_first_heartbeat", child=child.plan.name, pid=hb.pid, phase=hb.phase)
+            if child.plan.name == WORKER and not self._exchange_serving(now):
+                child.excused_at = now  # the exchange's fault: its hang clock waits for the exchange
             if self._hung(child, now, "heartbeat not advancing"):
                 return
         elif child.plan.ready_file is not None:
@@ -318,7 +344,7 @@ class Supervisor:
 
     def _hung(self, child: ChildRuntime, now: float, why: str) -> bool:
         """Begin stopping ``child`` when it has shown no progress for ``heartbeat_timeout_s``."""
-        silent_for = now - child.last_progress
+        silent_for = child.silent_for(now)
         if silent_for <= self.cfg.heartbeat_timeout_s:
             return False
         child.record.hang_kills += 1

@@ -62,13 +62,19 @@ def build_config(
     }
     base = [sys.executable, "-m", "cappuccino_daemon"]
 
-    validate = [*base, "validate", "--config", str(config_path)]
+    # The worker validates the model itself before any broker request (exit 78 = never trades, no
+    # restart), so torch is imported once before the first decision; a separate validation process
+    # runs only when one is configured explicitly.
+    validate = None
     if sup.validate_command is not None:
         validate = _fill(sup.validate_command, values, "validate_command", config_file)
 
     worker_argv = [*base, "worker", "--config", str(config_path), "--heartbeat-file", str(heartbeat)]
     if embedded:
-        worker_argv += ["--broker-url", broker_url]
+        # Started alongside the emulator: it loads and checks the model while the exchange starts.
+        exchange_wait = str(2 * sup.emulator_ready_timeout_s)
+        worker_argv += ["--broker-url", broker_url, "--exchange-ready-file", str(ready_file)]
+        worker_argv += ["--exchange-wait", exchange_wait]
     if sup.worker_command is not None:
         worker_argv = _fill(sup.worker_command, values, "worker_command", config_file)
 

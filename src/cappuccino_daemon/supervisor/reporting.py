@@ -24,7 +24,7 @@ def loop_healthy(children: Sequence[ChildRuntime], now: float, heartbeat_timeout
     for child in children:
         if child.stop_deadline is not None:
             return False
-        stale = now - child.last_progress > heartbeat_timeout_s
+        stale = child.silent_for(now) > heartbeat_timeout_s
         if child.running and child.plan.heartbeat_file is not None and stale:
             return False
     return True

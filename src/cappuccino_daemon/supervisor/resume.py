@@ -6,12 +6,14 @@ previous life left running is stopped before anything new starts; a pending back
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.supervisor.backoff import BackoffPolicy
 from cappuccino_daemon.supervisor.child import pid_alive, pid_cmdline, request_stop, signal_group
 from cappuccino_daemon.supervisor.runtime import ChildRuntime
 from cappuccino_daemon.supervisor.state_store import SupervisorState
@@ -62,20 +64,40 @@ def reap_orphans(
         child.record.pid = None
 
 
-def resume_backoff(children: Sequence[ChildRuntime], now_wall: datetime, now: float) -> None:
-    """After a supervisor restart, honour the backoff the previous life had chosen."""
+def resume_backoff(
+    children: Sequence[ChildRuntime], now_wall: datetime, now: float, policy: BackoffPolicy
+) -> None:
+    """After a supervisor restart, honour the backoff the previous life had chosen, within today's limits.
+
+    The state file is trusted for counters only: a resumed wait is never longer than the configured
+    ``backoff_max_s`` from now, and a saved delay outside ``[backoff_base_s, backoff_max_s]`` (a damaged
+    file, or settings changed since) is logged and replaced by what the policy gives for the streak.
+    """
     for child in children:
         rec = child.record
         child.next_start = now
-        if rec.next_start_at and rec.consecutive_failures > 0:
-            wait = (datetime.fromisoformat(rec.next_start_at) - now_wall).total_seconds()
-            wait = max(0.0, min(wait, rec.backoff_s))
-            child.next_start = now + wait
-            rec.state = "backoff"
-            log.info(
-                "backoff_resumed",
+        if not rec.next_start_at or rec.consecutive_failures <= 0:
+            continue
+        saved = rec.backoff_s
+        if not (math.isfinite(saved) and policy.base_s <= saved <= policy.max_s):
+            rec.backoff_s = policy.delay(rec.consecutive_failures)
+            log.warning(
+                "saved_backoff_replaced",
                 child=rec.name,
-                consecutive_failures=rec.consecutive_failures,
-                restarts=rec.restarts,
-                wait_s=round(wait, 3),
+                saved_backoff_s=repr(saved),
+                allowed=[policy.base_s, policy.max_s],
+                backoff_s=rec.backoff_s,
+                hint="the state file was damaged or [supervisor] backoff settings changed",
             )
+        wait = (datetime.fromisoformat(rec.next_start_at) - now_wall).total_seconds()
+        wait = max(0.0, min(wait, rec.backoff_s, policy.max_s))
+        child.next_start = now + wait
+        rec.next_start_at = (now_wall + timedelta(seconds=wait)).isoformat()
+        rec.state = "backoff"
+        log.info(
+            "backoff_resumed",
+            child=rec.name,
+            consecutive_failures=rec.consecutive_failures,
+            restarts=rec.restarts,
+            wait_s=round(wait, 3),
+        )

@@ -65,6 +65,12 @@ class ChildRuntime:
         self.stop_reason: str | None = None
         self.stop_deadline: float | None = None
         self.killed = False
+        self.excused_at: float | None = None  # last tick its silence was explained by a frozen exchange
+
+    def silent_for(self, now: float) -> float:
+        """Seconds without progress, not counting time its exchange was frozen or restarting."""
+        mark = self.last_progress if self.excused_at is None else max(self.last_progress, self.excused_at)
+        return now - mark
 
     @property
     def running(self) -> bool:

@@ -1,4 +1,6 @@
-"""The pre-start check: run ``cappuccino-paper validate`` in a subprocess (torch never enters us).
+"""An extra pre-start check, only when ``[supervisor] validate_command`` is set (by default the worker
+checks the model itself before trading). It runs in a subprocess (torch never enters us) that dies with
+us (PDEATHSIG).
 
 While it runs, systemd's start timeout is extended and a stop request interrupts it. The outcome is
 one of: fine, interrupted by a stop request, or failed with a one-paragraph reason.
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from cappuccino_daemon.clock import Clock
 from cappuccino_daemon.errors import EX_CONFIG
 from cappuccino_daemon.logsetup import get_logger
-from cappuccino_daemon.supervisor.child import ExitInfo, clean_env, stop_child
+from cappuccino_daemon.supervisor.child import ExitInfo, clean_env, die_with_parent, stop_child
 from cappuccino_daemon.supervisor.notify import Notifier
 
 log = get_logger(__name__)
@@ -50,6 +52,7 @@ def run_validation(
             stdout=subprocess.PIPE,  # its one-line summary goes into our structured log, not raw stdout
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # a SIGKILLed supervisor must not leave it running
         )
     except OSError as exc:
         return ValidationOutcome(error=f"cannot run {argv[0]}: {exc}")

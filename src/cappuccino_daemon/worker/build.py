@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +13,7 @@ from cappuccino_daemon.bars import timeframe_delta
 from cappuccino_daemon.broker.factory import open_broker
 from cappuccino_daemon.broker.ports import Broker
 from cappuccino_daemon.clock import Clock, SystemClock
-from cappuccino_daemon.errors import ConfigError
+from cappuccino_daemon.errors import ConfigError, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
@@ -41,6 +43,8 @@ class WorkerOptions:
     max_cycles: int | None = None
     fill_timeout_s: float = 30.0
     gap_wait_s: float = 300.0
+    exchange_ready_file: Path | None = None  # embedded emulator: wait for this before the first request
+    exchange_wait_s: float = 120.0
 
 
 def history_bars(history_hours: int, timeframe: timedelta) -> int:
@@ -100,16 +104,58 @@ def build_loop(
     return WorkerLoop(cycle, heartbeat, opts.poll_interval_s, opts.max_cycles, stop)
 
 
-def build_from_options(opts: WorkerOptions) -> WorkerLoop:
+def load_checked_model(opts: WorkerOptions) -> tuple[ModelSpec, Policy]:
+    """The model, checked as ``cappuccino-paper validate`` does, before any broker request.
+
+    This is the supervisor's pre-start validation: a model that fails it raises ConfigError (exit 78), so
+    it never trades and the supervisor gives up instead of restarting it.
+    """
+    import numpy as np
+
     from cappuccino_daemon.model.actor import load_policy
     from cappuccino_daemon.model.loader import load_model_spec
 
-    broker = make_broker(opts)
-    account = broker.get_account()  # proves the credentials before anything else (401 → exit 78)
     spec = load_model_spec(opts.model_dir, list(opts.tickers) if opts.tickers else None)
     for warning in spec.warnings:
         log.warning("model_warning", warning=warning)
     policy = load_policy(opts.model_dir)
+    action = policy.act(np.zeros(spec.state_dim, dtype=np.float32))
+    if action.shape != (spec.action_dim,) or not np.all(np.isfinite(action)):
+        raise ConfigError(
+            f"{spec.model_dir / 'actor.pth'} produced a non-finite or mis-shaped action on a zero state "
+            f"({action!r}). Fix: the weights are unusable; copy actor.pth again or retrain."
+        )
+    log.info(
+        "validate_ok",
+        model=spec.model_id,
+        summary=f"{spec.algorithm} {spec.net_dim}/{spec.state_dim}/{spec.action_dim}, lookback "
+        f"{spec.lookback}, {spec.timeframe}, tickers {','.join(spec.tickers)}",
+    )
+    return spec, policy
+
+
+def wait_for_exchange(
+    ready_file: Path,
+    timeout_s: float,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Block until the embedded emulator has written its ready file (started alongside us by ``run``)."""
+    deadline = monotonic() + timeout_s
+    while not ready_file.exists():
+        if monotonic() >= deadline:
+            raise TransientBrokerError(
+                f"the embedded emulator did not write its ready file {ready_file} within {timeout_s:g} s"
+            )
+        sleep(0.02)
+
+
+def build_from_options(opts: WorkerOptions) -> WorkerLoop:
+    spec, policy = load_checked_model(opts)  # while the embedded emulator starts, in parallel
+    if opts.exchange_ready_file is not None:
+        wait_for_exchange(opts.exchange_ready_file, opts.exchange_wait_s)
+    broker = make_broker(opts)
+    account = broker.get_account()  # proves the credentials before trading (401 → exit 78)
     log.info(
         "broker_connected",
         kind=opts.broker_kind,

@@ -37,6 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--grace", type=float, help="seconds after a bar close before it counts as complete")
     p.add_argument("--fill-timeout", type=_positive, help="bounded wait for fills in seconds (default 30)")
+    p.add_argument(
+        "--exchange-ready-file",
+        type=Path,
+        help="wait for this file (written by the embedded emulator once it serves) before the first "
+        "broker request; the model is loaded and checked meanwhile (set by `run`)",
+    )
+    p.add_argument(
+        "--exchange-wait", type=_positive, default=120.0, help="seconds to wait for --exchange-ready-file"
+    )
     p.add_argument("--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(handler=_run_worker)
 
@@ -113,6 +122,8 @@ def _run_worker(args: argparse.Namespace) -> int:
         max_cycles=args.max_cycles,
         fill_timeout_s=args.fill_timeout or (worker.fill_timeout_s if worker else 30.0),
         gap_wait_s=worker.gap_wait_s if worker else 300.0,
+        exchange_ready_file=args.exchange_ready_file,
+        exchange_wait_s=args.exchange_wait,
     )
     loop = build_from_options(opts)
     from cappuccino_daemon.worker.metrics import WorkerMetrics
