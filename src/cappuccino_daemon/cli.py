@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cappuccino_daemon.model.commands",  # inspect, validate, trials, trial-metadata
     "cappuccino_daemon.demo.commands",  # demo
     "cappuccino_daemon.ops.commands",  # status, report
+    "cappuccino_daemon.soak.commands",  # soak
 )
 
 

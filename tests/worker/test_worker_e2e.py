@@ -160,3 +160,25 @@ def test_restart_reuses_journal_and_normaliser(
     assert again.cycle.journal.get_normaliser(tiny_model.spec.model_id) == normaliser
     after = again.cycle.journal.latest_account()
     assert before is not None and after is not None and after.cash == before.cash
+
+
+def test_bars_missed_while_down_are_journaled_with_the_reason(
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
+) -> None:
+    """A worker that was down for three bar closes decides the newest bar and explains the other two."""
+    from cappuccino_daemon.worker.loop import MISSED_BAR
+
+    loop = make_loop(tmp_path, tiny_model, emulator)
+    next_bar(emulator)
+    first = loop.step()
+    assert first.kind == "traded" and first.bar is not None
+    loop.cycle.journal.close()
+    emulator.advance(3 * BAR_S)  # three closes pass with no worker; the newest is decided on return
+    again = make_loop(tmp_path, tiny_model, emulator)
+    outcome = again.step()
+    assert outcome.kind == "traded" and outcome.bar is not None
+    cycles = {c.bar_time: c for c in again.cycle.journal.cycles()}
+    between = sorted(t for t in cycles if first.bar < t < outcome.bar)
+    assert len(between) == 2
+    assert [cycles[t].status for t in between] == ["skipped"] * 2
+    assert {cycles[t].message for t in between} == {MISSED_BAR}

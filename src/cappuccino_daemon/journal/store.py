@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -241,6 +241,23 @@ class Journal:
                 "VALUES (?, ?, 'skipped', ?, ?, ?)",
                 (iso(bar_time), model_id, _now(), _now(), message),
             )
+
+    def skip_missed(
+        self, after: datetime, before: datetime, step: timedelta, model_id: str, message: str
+    ) -> list[datetime]:
+        """Journal every bar strictly between two decided ones as skipped, so no bar goes unexplained."""
+        missed: list[datetime] = []
+        moment = after + step
+        while moment < before:
+            missed.append(moment)
+            moment += step
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO cycles (bar_time, model_id, status, started_at, finished_at, message) "
+                "VALUES (?, ?, 'skipped', ?, ?, ?)",
+                [(iso(m), model_id, _now(), _now(), message) for m in missed],
+            )
+        return missed
 
     def finish_cycle(self, bar_time: datetime, status: str, lag_s: float | None, message: str = "") -> None:
         with self.transaction() as db:

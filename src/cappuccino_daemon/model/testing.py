@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cappuccino_daemon.model.checkpoint import ACTOR_FILE, N_FEATURES_DEFAULT
+from cappuccino_daemon.model.spec import FEATURES_11
 
 FINRL_CRYPTO_NORMS: dict[str, float] = {
     "norm_cash": 2.0**-12,
@@ -124,3 +126,92 @@ def write_best_trial(
     with path.open("wb") as fh:
         pickle.dump(trial, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return path
+
+
+STUB_NET_DIM = 8
+STUB_LOOKBACK = 1
+STUB_NORM_EXPS = {"cash": -12, "stocks": -8, "tech": -15, "reward": -10}  # trial_7's normalisation
+STUB_NORM_ACTION = 10000.0
+
+
+def stub_actor(tickers: tuple[str, ...]) -> dict[str, Any]:
+    """The legacy ActorPPO state_dict (``net.0 / net.2 / net.4``) with hand-set weights (see the doc of
+    ``write_trading_stub``): hidden unit j sees coin j's normalised holding."""
+    import torch
+
+    n = len(tickers)
+    state_dim = 1 + n + STUB_LOOKBACK * len(FEATURES_11) * n
+    w0 = torch.zeros(STUB_NET_DIM, state_dim)
+    w2 = torch.zeros(STUB_NET_DIM, STUB_NET_DIM)
+    w4 = torch.zeros(n, STUB_NET_DIM)
+    for j in range(n):
+        w0[j, 1 + j] = 1.0
+        w2[j, j] = 1.0
+        w4[j, j] = -1e7
+    return {
+        "net.0.weight": w0,
+        "net.0.bias": torch.zeros(STUB_NET_DIM),
+        "net.2.weight": w2,
+        "net.2.bias": torch.zeros(STUB_NET_DIM),
+        "net.4.weight": w4,
+        "net.4.bias": torch.full((n,), 2.0),
+        "a_std_log": torch.full((1, n), -0.5),
+    }
+
+
+def write_trading_stub(folder: Path, tickers: tuple[str, ...]) -> Path:
+    """A trial folder (``actor.pth`` + pinned manifest) whose actor trades every bar, for tests and the soak.
+
+    The weights are set, not trained: for each coin the action is ``tanh(2 - 1e7 * holding_state)``, i.e.
+    buy (about +0.96) while the virtual account holds none of the coin and sell everything (-1) once it
+    holds any, so the worker buys on one bar and sells on the next and both order sides are exercised.
+    """
+    import torch
+
+    from cappuccino_daemon.model.checkpoint import sha256_file
+    from cappuccino_daemon.model.manifest import (
+        Manifest,
+        ManifestArchitecture,
+        ManifestNormalisation,
+        ManifestProfile,
+        ManifestSource,
+        write_manifest,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    actor = folder / "actor.pth"
+    torch.save(stub_actor(tickers), actor)
+    n = len(tickers)
+    norms = {name: 2.0**exp for name, exp in STUB_NORM_EXPS.items()}
+    manifest = Manifest(
+        created_utc=datetime.now(UTC).isoformat(),
+        source=ManifestSource(origin="manual", number=7),
+        architecture=ManifestArchitecture(
+            state_dim=1 + n + STUB_LOOKBACK * len(FEATURES_11) * n,
+            net_dim=STUB_NET_DIM,
+            action_dim=n,
+            n_hidden_layers=2,
+        ),
+        tickers=list(tickers),
+        timeframe="1h",
+        lookback=STUB_LOOKBACK,
+        features=list(FEATURES_11),
+        normalisation=ManifestNormalisation(action=STUB_NORM_ACTION, **norms),
+        env_profile=ManifestProfile(
+            name="cappuccino-nov2025",
+            initial_capital=1000.0,
+            buy_cost_pct=0.0025,
+            sell_cost_pct=0.0025,
+            safety_factor=0.99,
+            min_cash_reserve=0.1,
+            minimum_qty=[0.0055, 0.033, 1.1e-05][:n],
+            forced_sell_cooldown_steps=48,
+            forced_sell_fraction=0.05,
+        ),
+        params={"lookback": STUB_LOOKBACK, "net_dimension": STUB_NET_DIM, "norm_action": STUB_NORM_ACTION}
+        | {f"norm_{k}_exp": v for k, v in STUB_NORM_EXPS.items()},
+        actor_sha256=sha256_file(actor),
+        notes=["hand-weighted test stub: buys a coin it does not hold, sells one it holds; not a strategy"],
+    )
+    write_manifest(folder, manifest)
+    return folder

@@ -32,6 +32,10 @@ from cappuccino_daemon.worker.pace import BrokerClockRate
 from cappuccino_daemon.worker.reconcile import reconcile
 
 log = get_logger(__name__)
+MISSED_BAR = (
+    "not decided: no cycle ran for this bar before the next one closed (worker stopped, restarting or down, "
+    "or every read refused; see the log)"
+)
 
 
 @dataclass
@@ -107,6 +111,7 @@ class WorkerLoop:
     # -- phases -----------------------------------------------------------------------------------
     def reconcile_now(self, broker_now: datetime) -> None:
         current = self.cycle.expected_bar(broker_now)
+        self._journal_missed_bars(current)
         reconcile(
             self.cycle.broker,
             self.cycle.journal,
@@ -125,6 +130,20 @@ class WorkerLoop:
                     old.bar_time, "interrupted", None, "worker restarted after its bar"
                 )
         self._reconciled_for = current
+
+    def _journal_missed_bars(self, current: datetime) -> None:
+        """Bars that closed with no cycle (worker down or restarting, or every read refused) are skipped
+        with that reason, so the journal explains every bar since the first one."""
+        journal, last = self.cycle.journal, self.cycle.journal.last_cycle()
+        if last is None or last.bar_time >= current:
+            return
+        missed = journal.skip_missed(
+            last.bar_time, current, self.cycle.config.timeframe, self.cycle.spec.model_id, MISSED_BAR
+        )
+        if missed:
+            log.warning(
+                "bars_missed", count=len(missed), first=missed[0].isoformat(), last=missed[-1].isoformat()
+            )
 
     def step(self) -> CycleOutcome:
         """One poll: reconcile if a new bar is due, run the cycle, publish the heartbeat."""

@@ -1,0 +1,1 @@
+"""The chaos soak: the whole daemon under kills, hangs and faults, audited against the broker."""
