@@ -91,9 +91,8 @@ def _run_report(args: argparse.Namespace) -> int:
         out = args.out or args.replay.with_suffix(".png")
     else:
         from cappuccino_daemon.ops.journal_view import read_journal
-        from cappuccino_daemon.ops.status import find_journal
-
         from cappuccino_daemon.ops.labels import demo_label
+        from cappuccino_daemon.ops.status import find_journal
 
         journal, label = args.journal, None
         if journal is None:

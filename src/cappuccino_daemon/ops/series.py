@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from cappuccino_daemon.errors import ConfigError
-from cappuccino_daemon.ops.labels import demo_label
 from cappuccino_daemon.ops.journal_view import JournalView
+from cappuccino_daemon.ops.labels import demo_label
 
 
 @dataclass(frozen=True)
