@@ -29,7 +29,7 @@ def suggest_params(trial: Any) -> dict[str, Any]:
         "norm_stocks_exp": trial.suggest_int("norm_stocks_exp", -8, -5),
         "norm_tech_exp": trial.suggest_int("norm_tech_exp", -16, -12),
         "norm_reward_exp": trial.suggest_int("norm_reward_exp", -10, -7),
-        "norm_action": trial.suggest_int("norm_action", 100, 1000, step=100),
+        "norm_action": trial.suggest_int("norm_action", 10, 40, step=5),
         "clip_range": trial.suggest_float("clip_range", 0.1, 0.3, step=0.05),
         "entropy_coef": trial.suggest_float("entropy_coef", 1e-4, 1e-2, log=True),
         "gae_lambda": trial.suggest_float("gae_lambda", 0.9, 0.98, step=0.02),

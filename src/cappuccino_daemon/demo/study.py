@@ -40,6 +40,7 @@ from cappuccino_daemon.demo.layout import (
 from cappuccino_daemon.demo.market import MARKET_START, TIMEFRAME, DemoMarket, build_market
 from cappuccino_daemon.demo.params import normalisation, ppo_config, suggest_params
 from cappuccino_daemon.demo.ppo import PPOTrainer, TrainReport
+from cappuccino_daemon.demo.shaping import CashBudgetEnv
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import DEFAULT_TRAINING_TICKERS, FEATURES_11, EnvProfile, Normalisation
 from cappuccino_daemon.policy.envsim import TradingEnv
@@ -165,7 +166,7 @@ class _Objective:
             state_dim,
             n_tickers,
             config,
-            lambda s: self._env(s, s + width, lookback, norms, profile),
+            lambda s: CashBudgetEnv(self._env(s, s + width, lookback, norms, profile)),
             starts,
             seed=opts.seed * 10_007 + number,
         )
@@ -175,7 +176,7 @@ class _Objective:
         report = trainer.train(
             train_deadline,
             opts.max_updates,
-            objective_env=lambda: self._env(train_lo, obj_hi, lookback, norms, profile),
+            objective_env=lambda: CashBudgetEnv(self._env(train_lo, obj_hi, lookback, norms, profile)),
             monotonic=self.monotonic,
         )
         evaluation = evaluate(
