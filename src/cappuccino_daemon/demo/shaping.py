@@ -20,6 +20,10 @@ from cappuccino_daemon.policy.envsim import TradingEnv
 
 CASH_TARGET = 0.5
 CASH_WEIGHT = 0.5
+TRAIN_REWARD = (
+    f"env reward - {CASH_WEIGHT} * equity * (cash_share - {CASH_TARGET})**2 * norm_reward "
+    "(demo cash budget; evaluation and serving use the env reward)"
+)
 
 
 class CashBudgetEnv:
