@@ -6,7 +6,8 @@ would give it a risk budget; ours is "keep about ``target`` of the equity in cas
 as ``weight * equity * (cash_share - target)**2`` USD (scaled by ``norm_reward`` like the env's reward).
 The actor sees its cash in the state, so it can learn to buy when cash is plentiful and sell when it
 runs short; whether and when it trades is still entirely the actor's decision. Only training uses it:
-the daemon, ``replay`` and the evaluation run the unshaped env.
+the daemon, ``replay`` and the evaluation run the unshaped env. A minute of PPO learns the budget only
+in part; the main lever against the all-in first bars is the small ``norm_action`` (see params.py).
 """
 
 from __future__ import annotations
