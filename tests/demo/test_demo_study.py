@@ -70,6 +70,8 @@ def test_study_db_holds_complete_trials_with_cappuccino_attrs(demo_run: tuple[Pa
         assert "not a strategy" in ua["description"]
         assert ua["train_updates"] == 2
         assert 1 <= t.params["lookback"] <= 3 and t.params["net_dimension"] in (64, 128)
+        assert 10 <= t.params["norm_action"] <= 40  # small enough that one bar cannot spend the account
+        assert "cash budget" in ua["train_reward"]  # the shaped training reward is on record
     # The model layer's read-only DB reader (behind `trials`) decodes it too.
     from cappuccino_daemon.model.optuna_db import best_trials, open_db
 

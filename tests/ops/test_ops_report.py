@@ -159,3 +159,13 @@ def test_report_to_an_unwritable_path_is_one_paragraph(
     assert main(["report", "--replay", str(replay), "--out", str(blocker / "run.png")]) == EX_CONFIG
     err = capsys.readouterr().err
     assert "Cannot write the report to" in err and "--out" in err
+
+
+def test_report_of_the_demo_model_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = make_daemon(tmp_path)
+    manifest = {"user_attrs": {"demo": True}, "notes": ["demo model trained for 9.0 seconds, not a strategy"]}
+    (d.model_dir / "cappuccino_manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "demo.png"
+    assert main(["report", "--config", str(d.config), "--out", str(out), "--dpi", "80"]) == 0
+    assert "2 bars, 2 trades (demo model, not a strategy)" in capsys.readouterr().out
+    assert out.stat().st_size > 15_000

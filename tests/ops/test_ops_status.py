@@ -206,3 +206,33 @@ def _settings(config: Path) -> Any:
     from cappuccino_daemon.config import load_settings
 
     return load_settings(config, require_model_dir=False)
+
+
+def _mark_as_demo(model_dir: Path) -> None:
+    """What `cappuccino-paper demo` writes into a trial folder's manifest (the parts status reads)."""
+    manifest = {"user_attrs": {"demo": True}, "notes": ["demo model trained for 9.0 seconds, not a strategy"]}
+    (model_dir / "cappuccino_manifest.json").write_text(json.dumps(manifest))
+
+
+def test_status_says_demo_model_not_a_strategy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = make_daemon(tmp_path)
+    _, plain = _status(capsys, d.config)
+    assert plain["model"] == {"dir": str(d.model_dir), "demo": False, "label": None}
+    assert main(["status", "--config", str(d.config)]) == 0
+    assert "not a strategy" not in capsys.readouterr().out
+
+    _mark_as_demo(d.model_dir)
+    _, demo = _status(capsys, d.config)
+    assert demo["model"] == {"dir": str(d.model_dir), "demo": True, "label": "demo model, not a strategy"}
+    assert main(["status", "--config", str(d.config)]) == 0
+    screen = capsys.readouterr().out
+    assert "demo model, not a strategy" in screen
+
+
+def test_status_demo_label_ignores_a_damaged_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = make_daemon(tmp_path)
+    (d.model_dir / "cappuccino_manifest.json").write_text("{not json")
+    _, s = _status(capsys, d.config)
+    assert s["model"]["demo"] is False and s["model"]["label"] is None

@@ -3,7 +3,11 @@
 Names follow Cappuccino's Nov-2025 ``1_optimize_unified.py`` (``norm_*_exp`` exponents, ``norm_action``
 as a value, ``net_dimension``, ``batch_size`` categorical ...) so ``trials`` / ``inspect`` read the demo
 study exactly like a real one. Ranges are narrower than Cappuccino's: tiny nets, larger learning rates,
-and ``norm_action`` in the hundreds so that a $1000 account is not traded bang-bang.
+and a small ``norm_action``. A raw action of 1 buys ``norm_action * p / 10**floor(log10 p)`` USD of a
+coin, i.e. 1 to 10 times ``norm_action``; over the seven demo coins a full-scale "buy everything" bar
+costs about 16 * ``norm_action``. With 10-40 that is $160-$640 of the $1,000 account, so the account
+fills over several bars, while one coin's full-scale order stays above Alpaca's $10 minimum.
+(The previous 100-1000 let the first bar or two spend everything.)
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from cappuccino_daemon.demo.ppo import PPOConfig
 from cappuccino_daemon.model.spec import Normalisation
 
 BATCH_SIZES: tuple[int, ...] = (128, 256, 512)
+NORM_ACTION_RANGE: tuple[int, int, int] = (10, 40, 5)  # low, high, step
 
 
 def suggest_params(trial: Any) -> dict[str, Any]:
@@ -29,7 +34,9 @@ def suggest_params(trial: Any) -> dict[str, Any]:
         "norm_stocks_exp": trial.suggest_int("norm_stocks_exp", -8, -5),
         "norm_tech_exp": trial.suggest_int("norm_tech_exp", -16, -12),
         "norm_reward_exp": trial.suggest_int("norm_reward_exp", -10, -7),
-        "norm_action": trial.suggest_int("norm_action", 100, 1000, step=100),
+        "norm_action": trial.suggest_int(
+            "norm_action", NORM_ACTION_RANGE[0], NORM_ACTION_RANGE[1], step=NORM_ACTION_RANGE[2]
+        ),
         "clip_range": trial.suggest_float("clip_range", 0.1, 0.3, step=0.05),
         "entropy_coef": trial.suggest_float("entropy_coef", 1e-4, 1e-2, log=True),
         "gae_lambda": trial.suggest_float("gae_lambda", 0.9, 0.98, step=0.02),

@@ -9,6 +9,8 @@ Artifacts have the exact layout of a user's Cappuccino training run, so the whol
     DIR/demo_summary.json                           what ran, and the honest label
 
 Every label says what this is: a demo model trained for seconds on a synthetic market, not a strategy.
+Training uses the env's reward plus a cash budget (:mod:`cappuccino_daemon.demo.shaping`); the
+out-of-sample score, like the daemon, uses the plain env.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from cappuccino_daemon.demo.layout import (
 from cappuccino_daemon.demo.market import MARKET_START, TIMEFRAME, DemoMarket, build_market
 from cappuccino_daemon.demo.params import normalisation, ppo_config, suggest_params
 from cappuccino_daemon.demo.ppo import PPOTrainer, TrainReport
+from cappuccino_daemon.demo.shaping import TRAIN_REWARD, CashBudgetEnv
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import DEFAULT_TRAINING_TICKERS, FEATURES_11, EnvProfile, Normalisation
 from cappuccino_daemon.policy.envsim import TradingEnv
@@ -165,7 +168,7 @@ class _Objective:
             state_dim,
             n_tickers,
             config,
-            lambda s: self._env(s, s + width, lookback, norms, profile),
+            lambda s: CashBudgetEnv(self._env(s, s + width, lookback, norms, profile)),
             starts,
             seed=opts.seed * 10_007 + number,
         )
@@ -175,7 +178,7 @@ class _Objective:
         report = trainer.train(
             train_deadline,
             opts.max_updates,
-            objective_env=lambda: self._env(train_lo, obj_hi, lookback, norms, profile),
+            objective_env=lambda: CashBudgetEnv(self._env(train_lo, obj_hi, lookback, norms, profile)),
             monotonic=self.monotonic,
         )
         evaluation = evaluate(
@@ -200,6 +203,7 @@ class _Objective:
             "train_objective_before": report.objective_before,
             "train_objective_after": report.objective_after,
             "eval_trades": [w.trades for w in evaluation.windows],
+            "train_reward": TRAIN_REWARD,
         }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)

@@ -91,9 +91,10 @@ def _run_report(args: argparse.Namespace) -> int:
         out = args.out or args.replay.with_suffix(".png")
     else:
         from cappuccino_daemon.ops.journal_view import read_journal
+        from cappuccino_daemon.ops.labels import demo_label
         from cappuccino_daemon.ops.status import find_journal
 
-        journal = args.journal
+        journal, label = args.journal, None
         if journal is None:
             settings = _settings(args.config)
             journal, note = find_journal(settings.paths.state, settings.model.dir)
@@ -102,8 +103,11 @@ def _run_report(args: argparse.Namespace) -> int:
                     f"No journal to draw: {note}. Start the daemon with `cappuccino-paper run` and let "
                     "it trade a few bars, pass --journal PATH, or draw a replay with --replay FILE.jsonl."
                 )
+            label = demo_label(settings.model.dir)
         series = from_journal(read_journal(journal))
+        series.label = label
         out = args.out or Path("report.png")
     render_report(series, out, dpi=args.dpi)
-    print(f"report: {len(series.times)} bars, {len(series.trades)} trades -> {out}")
+    tag = f" ({series.label})" if series.label else ""
+    print(f"report: {len(series.times)} bars, {len(series.trades)} trades{tag} -> {out}")
     return 0

@@ -137,6 +137,9 @@ def render_status(status: dict[str, Any], console: Console | None = None) -> Non
     title = "[green]RUNNING[/]" if status["running"] else "[red]NOT RUNNING[/]"
     if status["running"] and status["stale"]:
         title = "[yellow]RUNNING (stale)[/]"
+    label = (status.get("model") or {}).get("label")
+    if label:
+        parts.append(Text(f"Model: {status['model']['dir']} · {label}", style="bold magenta"))
     for problem in status["problems"]:
         parts.append(Text(f"! {problem}", style="yellow"))
     parts.append(_kv("Processes", _process_rows(status)))
@@ -144,4 +147,6 @@ def render_status(status: dict[str, Any], console: Console | None = None) -> Non
         parts.append(_account_table(status["account"]))
     if status.get("journal"):
         parts.append(_kv("Journal", _journal_rows(status["journal"])))
+    if label:
+        title += f" · {label}"
     console.print(Panel(Group(*parts), title=f"cappuccino-paper status: {title}", title_align="left"))

@@ -58,7 +58,10 @@ def render_report(series: RunSeries, out: Path, dpi: int = 100) -> Path:
         eq_ax.axhline(series.capital, color="black", lw=0.6, alpha=0.4)
         eq_ax.set_ylabel("USD")
         eq_ax.legend(loc="upper left", fontsize=8)
-        eq_ax.set_title(f"{series.title}: {len(series.times)} bars, {len(series.trades)} trades", fontsize=10)
+        title = f"{series.title}: {len(series.times)} bars, {len(series.trades)} trades"
+        if series.label:
+            title += f"\n{series.label.upper()}"
+        eq_ax.set_title(title, fontsize=10)
 
         dd = [100.0 * x for x in series.drawdown]
         dd_ax.fill_between(series.times, dd, 0.0, color="tab:red", alpha=0.35, step="post")

@@ -15,6 +15,7 @@ from typing import Any
 
 from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.ops.journal_view import JournalView
+from cappuccino_daemon.ops.labels import demo_label
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class RunSeries:
     buy_hold: list[float] = field(default_factory=list)
     prices: dict[str, list[float]] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
+    label: str | None = None  # "demo model, not a strategy" when the model is the demo
 
     @property
     def drawdown(self) -> list[float]:
@@ -141,6 +143,7 @@ def _replay_series(path: Path, decisions: list[dict[str, Any]], summary: dict[st
     capital = float(summary["profile"]["initial_capital"])
     p0 = [float(summary["p0"][t]) for t in tickers]
     series = RunSeries(f"{summary.get('model_id', path.stem)} (replay {path.name})", tickers, capital)
+    series.label = demo_label(summary.get("model_dir"))
     series.prices = {t: [] for t in tickers}
     for d in decisions:
         when = _time(d["fill_time"])

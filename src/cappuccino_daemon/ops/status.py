@@ -22,6 +22,7 @@ from typing import Any
 from cappuccino_daemon.config import DaemonSettings
 from cappuccino_daemon.heartbeat import heartbeat_age_s, read_heartbeat
 from cappuccino_daemon.ops.journal_view import JournalView, read_journal
+from cappuccino_daemon.ops.labels import demo_label
 from cappuccino_daemon.ops.procs import pid_alive, process_started_at
 
 STATUS_SCHEMA = 1
@@ -39,6 +40,7 @@ class StatusInputs:
     journal_note: str  # how the journal was chosen
     heartbeat_stale_after_s: float
     config_file: Path | None = None
+    model_dir: Path | None = None  # the configured model, for the "demo model, not a strategy" label
 
     @classmethod
     def from_settings(cls, settings: DaemonSettings, journal: Path | None = None) -> StatusInputs:
@@ -56,6 +58,7 @@ class StatusInputs:
             journal_note=note,
             heartbeat_stale_after_s=settings.supervisor.heartbeat_timeout_s,
             config_file=settings.source_file,
+            model_dir=settings.model.dir,
         )
 
 
@@ -320,6 +323,7 @@ def collect_status(
             ("nothing has run with this state folder yet" if nothing else "the daemon is not running")
             + f" ({inputs.state_dir}); start it with `cappuccino-paper run{cfg}`"
         )
+    label = demo_label(inputs.model_dir)
     return {
         "schema": STATUS_SCHEMA,
         "generated_at": _iso(now),
@@ -327,6 +331,11 @@ def collect_status(
         "stale": not running or heartbeat is None or bool(heartbeat["stale"]) or not worker["alive"],
         "problems": problems,
         "config_file": str(inputs.config_file) if inputs.config_file else None,
+        "model": {
+            "dir": str(inputs.model_dir) if inputs.model_dir else None,
+            "demo": label is not None,
+            "label": label,
+        },
         "paths": {
             "state_dir": str(inputs.state_dir),
             "supervisor_state": str(inputs.supervisor_file),
