@@ -56,7 +56,7 @@ async def get_account(request: Request, ex: Exchange) -> Response:
 async def list_positions(request: Request, ex: Exchange) -> Response:
     def run(now: datetime) -> list[dict[str, Any]]:
         engine = ex.engine
-        return [serialise.position_json(engine, engine.positions[b], now) for b in sorted(engine.positions)]
+        return [serialise.position_json(engine, pos, now) for pos in engine.visible_positions(now).values()]
 
     return json_response(ex.transact(run))
 
@@ -67,7 +67,7 @@ async def get_position(request: Request, ex: Exchange) -> Response:
 
     def run(now: datetime) -> dict[str, Any]:
         base = base_from_compact_or_id(symbol, ex.market.bases)
-        pos = ex.engine.positions.get(base or "")
+        pos = ex.engine.visible_positions(now).get(base or "")
         if pos is None:
             raise apierrors.not_found("position does not exist")
         return serialise.position_json(ex.engine, pos, now)
