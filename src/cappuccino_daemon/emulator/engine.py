@@ -177,7 +177,9 @@ class Engine:
             )
         step, limit = rule.price_increment, req.limit_price
         if self.config.enforce_price_increment and limit is not None and floor_qty(limit, step) != limit:
-            raise apierrors.invalid(f"invalid limit_price: {limit} is not a multiple of price_increment {step}")
+            raise apierrors.invalid(
+                f"invalid limit_price: {limit} is not a multiple of price_increment {step}"
+            )
 
     def _reserve_buy(self, req: OrderRequest, qty_est: Decimal, est_price: Decimal) -> Decimal:
         cost = usd(req.notional if req.notional is not None else qty_est * est_price)
