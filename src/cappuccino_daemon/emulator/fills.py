@@ -62,4 +62,8 @@ class PositionChange:
 
 def fill_record(when: datetime, qty: Decimal, price: Decimal, fee: Decimal, fee_asset: str) -> list[Any]:
     """One execution as stored in ``order.extra["fills"]`` (JSON-friendly, read by activities)."""
-    return [when.isoformat(), str(qty), str(price), str(fee), fee_asset]
+    return [when.isoformat(), _plain(qty), _plain(price), _plain(fee), fee_asset]
+
+
+def _plain(value: Decimal) -> str:
+    return "0" if value == 0 else format(value.normalize(), "f")
