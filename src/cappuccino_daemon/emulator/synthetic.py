@@ -194,3 +194,40 @@ def generate_synthetic_bars(
         raise ValueError(f"n_bars must be >= 0, got {n_bars}")
     market = SyntheticMarket(seed, bases, start=start, timeframe=timeframe)
     return {base: market.frame(base, n_bars) for base in market.bases}
+
+
+MINUTES_PER_HOUR = 60
+_MINUTE_STREAM = 0x6D696E  # keeps minute paths independent of the hourly streams
+
+
+def split_hour(seed: int, base: str, hour_index: int, row: np.ndarray) -> np.ndarray:
+    """The 60 minute bars (shape (5, 60)) inside hourly bar ``row`` = [o, h, l, c, v].
+
+    Deterministic per ``(seed, base, hour_index)`` and exactly consistent with the hour: the first
+    minute opens at o, the last closes at c, the highest high is h, the lowest low is l, and the
+    volumes sum to v (up to float rounding). The path is a Brownian bridge from o to c in log price,
+    scaled to the hour's range and clipped into [l, h].
+    """
+    o, h, low, c, v = (float(x) for x in row)
+    rng = np.random.default_rng([seed, _MINUTE_STREAM, _stream_id(base), hour_index])
+    walk = np.r_[0.0, np.cumsum(rng.standard_normal(MINUTES_PER_HOUR))]
+    bridge = walk - np.linspace(0.0, 1.0, MINUTES_PER_HOUR + 1) * walk[-1]
+    span = float(bridge.max() - bridge.min()) or 1.0
+    log_range = np.log(h) - np.log(low)
+    path = np.linspace(np.log(o), np.log(c), MINUTES_PER_HOUR + 1) + bridge / span * 0.5 * log_range
+    prices = np.clip(np.exp(path), low, h)
+    prices[0], prices[-1] = o, c
+    opens, closes = prices[:-1], prices[1:]
+    wick = (h / low - 1.0) / 10.0
+    highs = np.minimum(
+        h, np.maximum(opens, closes) * (1.0 + np.abs(rng.standard_normal(MINUTES_PER_HOUR)) * wick)
+    )
+    lows = np.maximum(
+        low, np.minimum(opens, closes) * (1.0 - np.abs(rng.standard_normal(MINUTES_PER_HOUR)) * wick)
+    )
+    highs[rng.integers(MINUTES_PER_HOUR)] = h
+    lows[rng.integers(MINUTES_PER_HOUR)] = low
+    weights = rng.gamma(2.0, size=MINUTES_PER_HOUR)
+    volumes = v * weights / weights.sum()
+    volumes[-1] = max(0.0, v - float(volumes[:-1].sum()))
+    return np.vstack([opens, highs, lows, closes, volumes])
