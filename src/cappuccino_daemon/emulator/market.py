@@ -3,8 +3,9 @@
 Only bars that have CLOSED by the simulated now are visible (open + timeframe <= now). The current
 price of a coin is the close of its latest closed FINEST bar (a minute for the synthetic market, the
 finest file timeframe for a bars folder); orders fill at that price (plus slippage). Coarser
-timeframes are aggregated on UTC boundaries (weeks start on Monday); a bucket is served as soon as
-one of its bars has closed, like Alpaca's in-progress daily bar.
+timeframes are aggregated on UTC boundaries (weeks start on Monday). Intraday buckets up to an hour
+are served once closed; coarser ones (2Hour.., 1Day, 1Week) as soon as one of their hours has closed,
+like Alpaca's in-progress daily bar.
 """
 
 from __future__ import annotations
@@ -182,7 +183,8 @@ class Market:
             lo = int(np.searchsorted(native.times, first_bucket, side="left"))
             hi = int(np.searchsorted(native.times, end_ns + tf_ns, side="left"))
             times, data = native.times[lo:hi], native.data[:, lo:hi]
-        else:
+        else:  # finer than the source: only buckets that have closed, never a half-built 5Min bar
+            end_ns = min(end_ns, now_ns - tf_ns)
             fine = self._finest(base, now_ns, first_bucket, end_ns + tf_ns - 1)
             times, data = fine.times, fine.data
         return _aggregate(times, data, tf_ns, origin, start_ns, end_ns)
