@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cappuccino_daemon.argtypes import at_least, finite_float, port, usd_amount
 from cappuccino_daemon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cappuccino_daemon.emulator.options import EmulatorOptions
 
 
 def _iso(text: str) -> datetime:
@@ -152,15 +156,13 @@ def strict_overrides(args: argparse.Namespace) -> dict[str, object]:
     return {name: value for name, value in given.items() if value is not None}
 
 
-def _run_emulator(args: argparse.Namespace) -> int:
+def build_options(args: argparse.Namespace) -> EmulatorOptions:
+    """The parsed flags as ``EmulatorOptions``: the --profile, then explicit flags, then --lenient."""
     from decimal import Decimal
 
     from cappuccino_daemon.emulator.faults import parse_rule
     from cappuccino_daemon.emulator.options import EmulatorOptions
-    from cappuccino_daemon.emulator.server import EmulatorServer
-    from cappuccino_daemon.logsetup import configure_logging
 
-    configure_logging(level=args.log_level, log_file=args.log_file)
     try:
         faults = [parse_rule(spec) for spec in args.fault]
     except ValueError as exc:
@@ -188,7 +190,13 @@ def _run_emulator(args: argparse.Namespace) -> int:
         fault_seed=args.fault_seed,
         ready_file=args.ready_file,
     )
-    if args.lenient:
-        options = options.lenient()
-    EmulatorServer(options).serve()
+    return options.lenient() if args.lenient else options
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    from cappuccino_daemon.emulator.server import EmulatorServer
+    from cappuccino_daemon.logsetup import configure_logging
+
+    configure_logging(level=args.log_level, log_file=args.log_file)
+    EmulatorServer(build_options(args)).serve()
     return 0
