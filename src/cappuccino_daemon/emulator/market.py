@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cappuccino_daemon.emulator.synthetic import SyntheticMarket, split_hour
+from cappuccino_daemon.emulator.synthetic import HOURS_PER_MINUTE_BLOCK, SyntheticMarket, split_hours
 
 NS = 1_000_000_000
 MINUTE_NS = 60 * NS
@@ -51,8 +51,8 @@ class Market:
     """Bars per bare base symbol on one native (finest) timeframe, from CSV files or the generator.
 
     The synthetic market generates hourly bars and splits each hour into 60 minute bars on demand
-    (``synthetic.split_hour``), so its finest timeframe is one minute while hourly and coarser
-    buckets are aggregated from the hourly series exactly as before.
+    (``synthetic.split_hours``, 24 hours at a time), so its finest timeframe is one minute while
+    hourly and coarser buckets are aggregated from the hourly series exactly as before.
     """
 
     def __init__(
@@ -123,16 +123,19 @@ class Market:
         cut = int(np.searchsorted(window.times, now_ns - step, side="right"))
         return BarWindow(window.times[:cut], window.data[:, :cut])
 
-    def _hour_minutes(self, base: str, index: int) -> np.ndarray:
-        key = (base, index)
+    def _block_minutes(self, base: str, block: int) -> np.ndarray:
+        """Minute bars of the 24 hours of minute block ``block`` (cached; generated together)."""
+        key = (base, block)
         cached = self._minute_cache.get(key)
         if cached is None:
             gen = self._synthetic
             assert gen is not None
-            gen.ensure(index + 1)
-            if len(self._minute_cache) > 50_000:
+            first = block * HOURS_PER_MINUTE_BLOCK
+            gen.ensure(first + HOURS_PER_MINUTE_BLOCK)
+            rows = gen.arrays(base)[:, first : first + HOURS_PER_MINUTE_BLOCK]
+            if len(self._minute_cache) > 5_000:
                 self._minute_cache.clear()
-            cached = self._minute_cache[key] = split_hour(gen.seed, base, index, gen.arrays(base)[:, index])
+            cached = self._minute_cache[key] = split_hours(gen.seed, base, block, rows)
         return cached
 
     def _finest(self, base: str, now_ns: int, start_ns: int, end_ns: int) -> BarWindow:
@@ -148,9 +151,14 @@ class Market:
         last_hour = (last_open - origin) // hour
         if last_open < origin or last_hour < first_hour:
             return BarWindow(np.empty(0, dtype=np.int64), np.empty((5, 0)))
-        hours = range(int(first_hour), int(last_hour) + 1)
-        data = np.concatenate([self._hour_minutes(base, i) for i in hours], axis=1)
-        times = origin + int(first_hour) * hour + np.arange(data.shape[1], dtype=np.int64) * MINUTE_NS
+        first_block, last_block = (
+            int(first_hour) // HOURS_PER_MINUTE_BLOCK,
+            int(last_hour) // HOURS_PER_MINUTE_BLOCK,
+        )
+        blocks = range(first_block, last_block + 1)
+        data = np.concatenate([self._block_minutes(base, b) for b in blocks], axis=1)
+        block_ns = HOURS_PER_MINUTE_BLOCK * hour
+        times = origin + first_block * block_ns + np.arange(data.shape[1], dtype=np.int64) * MINUTE_NS
         keep = (times >= start_ns) & (times <= last_open)
         return BarWindow(times[keep], data[:, keep])
 

@@ -197,37 +197,39 @@ def generate_synthetic_bars(
 
 
 MINUTES_PER_HOUR = 60
+HOURS_PER_MINUTE_BLOCK = 24  # minute paths are drawn 24 hours (from the market's origin) at a time
 _MINUTE_STREAM = 0x6D696E  # keeps minute paths independent of the hourly streams
 
 
-def split_hour(seed: int, base: str, hour_index: int, row: np.ndarray) -> np.ndarray:
-    """The 60 minute bars (shape (5, 60)) inside hourly bar ``row`` = [o, h, l, c, v].
+def split_hours(seed: int, base: str, block: int, rows: np.ndarray) -> np.ndarray:
+    """The minute bars (shape (5, 60 * k)) inside the k hourly bars ``rows`` (shape (5, k)) of
+    minute block ``block`` (hours ``block * 24`` onwards).
 
-    Deterministic per ``(seed, base, hour_index)`` and exactly consistent with the hour: the first
-    minute opens at o, the last closes at c, the highest high is h, the lowest low is l, and the
-    volumes sum to v (up to float rounding). The path is a Brownian bridge from o to c in log price,
-    scaled to the hour's range and clipped into [l, h].
+    Deterministic per ``(seed, base, block)`` and exactly consistent with each hour: its first minute
+    opens at the hour's open, its last closes at its close, its highest high is the hour's high, its
+    lowest low the hour's low, and its volumes sum to the hour's volume (up to float rounding). Each
+    path is a Brownian bridge from open to close in log price, scaled to the range, clipped into it.
     """
-    o, h, low, c, v = (float(x) for x in row)
-    rng = np.random.default_rng([seed, _MINUTE_STREAM, _stream_id(base), hour_index])
-    walk = np.r_[0.0, np.cumsum(rng.standard_normal(MINUTES_PER_HOUR))]
-    bridge = walk - np.linspace(0.0, 1.0, MINUTES_PER_HOUR + 1) * walk[-1]
-    span = float(bridge.max() - bridge.min()) or 1.0
-    log_range = np.log(h) - np.log(low)
-    path = np.linspace(np.log(o), np.log(c), MINUTES_PER_HOUR + 1) + bridge / span * 0.5 * log_range
+    k, m = rows.shape[1], MINUTES_PER_HOUR
+    o, h, low, c, v = (rows[i][:, None] for i in range(5))
+    rng = np.random.default_rng([seed, _MINUTE_STREAM, _stream_id(base), block])
+    draws = rng.standard_normal((HOURS_PER_MINUTE_BLOCK, 3, m))[:k]
+    walk = np.concatenate([np.zeros((k, 1)), np.cumsum(draws[:, 0], axis=1)], axis=1)
+    ramp = np.linspace(0.0, 1.0, m + 1)[None, :]
+    bridge = walk - ramp * walk[:, -1:]
+    span = bridge.max(axis=1, keepdims=True) - bridge.min(axis=1, keepdims=True)
+    span[span == 0] = 1.0
+    path = np.log(o) + ramp * (np.log(c) - np.log(o)) + bridge / span * 0.5 * (np.log(h) - np.log(low))
     prices = np.clip(np.exp(path), low, h)
-    prices[0], prices[-1] = o, c
-    opens, closes = prices[:-1], prices[1:]
+    prices[:, :1], prices[:, -1:] = o, c
+    opens, closes = prices[:, :-1], prices[:, 1:]
     wick = (h / low - 1.0) / 10.0
-    highs = np.minimum(
-        h, np.maximum(opens, closes) * (1.0 + np.abs(rng.standard_normal(MINUTES_PER_HOUR)) * wick)
-    )
-    lows = np.maximum(
-        low, np.minimum(opens, closes) * (1.0 - np.abs(rng.standard_normal(MINUTES_PER_HOUR)) * wick)
-    )
-    highs[rng.integers(MINUTES_PER_HOUR)] = h
-    lows[rng.integers(MINUTES_PER_HOUR)] = low
-    weights = rng.gamma(2.0, size=MINUTES_PER_HOUR)
-    volumes = v * weights / weights.sum()
-    volumes[-1] = max(0.0, v - float(volumes[:-1].sum()))
-    return np.vstack([opens, highs, lows, closes, volumes])
+    highs = np.minimum(h, np.maximum(opens, closes) * (1.0 + np.abs(draws[:, 1]) * wick))
+    lows = np.maximum(low, np.minimum(opens, closes) * (1.0 - np.abs(draws[:, 2]) * wick))
+    picks = rng.integers(m, size=(HOURS_PER_MINUTE_BLOCK, 2))[:k]
+    highs[np.arange(k), picks[:, 0]] = h[:, 0]
+    lows[np.arange(k), picks[:, 1]] = low[:, 0]
+    weights = rng.gamma(2.0, size=(HOURS_PER_MINUTE_BLOCK, m))[:k]
+    volumes = v * weights / weights.sum(axis=1, keepdims=True)
+    volumes[:, -1] = np.maximum(0.0, v[:, 0] - volumes[:, :-1].sum(axis=1))
+    return np.stack([opens, highs, lows, closes, volumes]).reshape(5, k * m)
