@@ -1,6 +1,9 @@
 """Request latency of the local emulator on loopback (p50/p99 per endpoint); prints figures, asserts nothing.
 
-.venv/bin/python bench/emulator_latency.py [--requests 300]
+.venv/bin/python bench/emulator_latency.py [--requests 300] [--profile strict]
+
+``--profile strict`` measures partial fills, position lag and asset steps, but without the request
+budget (it would answer 429 after 200 requests a minute, which is not latency).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ def _measure(call: Callable[[], requests.Response], n: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=300, help="requests per endpoint (max 5000)")
-    n = min(parser.parse_args().requests, 5000)
-    with EmulatorThread(synthetic_seed=1, page_size=1000) as emu:
+    parser.add_argument("--profile", choices=("lenient", "strict"), default="lenient")
+    args = parser.parse_args()
+    n = min(args.requests, 5000)
+    with EmulatorThread(synthetic_seed=1, page_size=1000, profile=args.profile, rate_limit=0) as emu:
         session = requests.Session()
         session.headers.update({"APCA-API-KEY-ID": emu.key_id, "APCA-API-SECRET-KEY": emu.secret_key})
         base = emu.base_url
@@ -53,6 +58,10 @@ def main() -> None:
             "GET bars (7 symbols, 1000 pts)": lambda: session.get(
                 f"{base}/v1beta3/crypto/us/bars", params=bars_7x
             ),
+            "GET bars 5Min (7 symbols, 1000 pts)": lambda: session.get(
+                f"{base}/v1beta3/crypto/us/bars", params={**bars_7x, "timeframe": "5Min"}
+            ),
+            "GET /v2/account/activities": lambda: session.get(f"{base}/v2/account/activities"),
         }
         print(f"emulator latency on loopback, {n} requests per endpoint (keep-alive session)")
         print(f"{'endpoint':34s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")

@@ -72,6 +72,13 @@ class EmulatorSection(_Section):
         default=None, description="Account/orders/clock SQLite; default <paths.state>/emulator.sqlite."
     )
     persist: bool = Field(default=True, description="False: the embedded exchange forgets on restart.")
+    # Strict Alpaca behaviours (see `cappuccino-paper emulator --help`); None = the profile's value.
+    profile: Literal["lenient", "strict"] | None = Field(default=None, description="None: the CLI default.")
+    lenient: bool = Field(default=False, description="Force every strict behaviour off.")
+    rate_limit: int | None = Field(default=None, ge=0, description="Trading requests/min per key; 0 off.")
+    partial_fill_rate: float | None = Field(default=None, ge=0, le=1, description="Share filled in parts.")
+    position_lag_s: float | None = Field(default=None, ge=0, description="Positions trail fills (sim s).")
+    assets: Path | None = Field(default=None, description="Asset rules JSON (order size/price steps).")
 
 
 # Placeholders the supervisor fills into the ``*_command`` overrides (see supervisor/plans.py).

@@ -40,10 +40,11 @@ def test_sim_clock_speed_and_advance() -> None:
 
 def test_only_closed_bars_are_visible_and_weeks_start_monday() -> None:
     market = Market.synthetic(3, origin=T0 - timedelta(days=30))
-    now = T0 + timedelta(minutes=90)  # the 00:00 bar closed at 01:00, the 01:00 bar is still open
+    now = T0 + timedelta(minutes=90, seconds=30)  # the 00:00 hour closed at 01:00, 01:00 is still open
     latest = market.latest("BTC", now)
-    assert latest is not None and latest[0] == to_ns(T0)
-    window = market.bars("ETH", now, market.step_ns, to_ns(T0 - timedelta(hours=5)), to_ns(now))
+    assert latest is not None and latest[0] == to_ns(T0 + timedelta(minutes=89))  # the newest closed minute
+    hour = 3600 * NS
+    window = market.bars("ETH", now, hour, to_ns(T0 - timedelta(hours=5)), to_ns(now))
     assert len(window) == 6 and window.times[-1] == to_ns(T0)
     weekly = market.bars("BTC", now, 7 * 86_400 * NS, to_ns(T0 - timedelta(days=21)), to_ns(now))
     assert all(datetime.fromtimestamp(int(t) // NS, UTC).weekday() == 0 for t in weekly.times)

@@ -147,7 +147,7 @@ def test_limit_orders_rest_fill_through_bars_and_ioc_cancels(
             break
     assert state.status == OrderStatus.FILLED and Decimal(str(state.filled_avg_price)) == target
     assert state.filled_at is not None and state.filled_at <= emu.now()
-    assert state.filled_at.minute == 0 and state.filled_at > emu.now() - timedelta(hours=1)
+    assert state.filled_at.second == 0 and state.filled_at > emu.now() - timedelta(hours=1)  # a minute close
 
 
 def test_close_position_and_close_all(trading: TradingClient) -> None:

@@ -139,7 +139,7 @@ def test_data_calls_parse(emu: EmulatorThread, data: CryptoHistoricalDataClient)
     assert bars.data["BTC/USD"][-1].timestamp == now - timedelta(hours=1)  # only closed bars
 
     latest = data.get_crypto_latest_bar(CryptoLatestBarRequest(symbol_or_symbols=PAIRS))
-    assert latest["ETH/USD"].timestamp == now - timedelta(hours=1)
+    assert latest["ETH/USD"].timestamp == now - timedelta(minutes=1)  # the finest bar: a minute
     quote = data.get_crypto_latest_quote(CryptoLatestQuoteRequest(symbol_or_symbols=PAIRS))["BTC/USD"]
     assert isinstance(quote, Quote) and quote.bid_price < quote.ask_price
     trade = data.get_crypto_latest_trade(CryptoLatestTradeRequest(symbol_or_symbols=PAIRS))["BTC/USD"]
@@ -154,7 +154,8 @@ def test_data_calls_parse(emu: EmulatorThread, data: CryptoHistoricalDataClient)
     trades = data.get_crypto_trades(
         CryptoTradesRequest(symbol_or_symbols=PAIRS, start=now - timedelta(hours=5))
     )
-    assert len(quotes.data["BTC/USD"]) == 6 and len(trades.data["ETH/USD"]) == 6  # stamped at bar closes
+    # one of each at every minute bar's close
+    assert len(quotes.data["BTC/USD"]) == 5 * 60 + 1 and len(trades.data["ETH/USD"]) == 5 * 60 + 1
 
 
 def _all_bars(client: CryptoHistoricalDataClient, symbols: list[str], start: datetime, end: datetime) -> Any:
@@ -242,10 +243,17 @@ def test_advancing_the_clock_reveals_exactly_the_closed_bars(
 ) -> None:
     req = CryptoLatestBarRequest(symbol_or_symbols="BTC/USD")
     before = data.get_crypto_latest_bar(req)["BTC/USD"].timestamp
-    emu.advance(3599)
+    emu.advance(59)
     assert data.get_crypto_latest_bar(req)["BTC/USD"].timestamp == before
     emu.advance(1)
-    assert data.get_crypto_latest_bar(req)["BTC/USD"].timestamp == before + timedelta(hours=1)
+    assert data.get_crypto_latest_bar(req)["BTC/USD"].timestamp == before + timedelta(minutes=1)
+    hourly = CryptoBarsRequest(symbol_or_symbols="BTC/USD", timeframe=TimeFrame.Hour, start=before)
+    emu.advance(3600 - 61)
+    assert data.get_crypto_bars(hourly).data == {}  # the hour has not closed yet
+    emu.advance(1)
+    assert [b.timestamp for b in data.get_crypto_bars(hourly).data["BTC/USD"]] == [
+        before + timedelta(minutes=1)
+    ]
 
 
 def test_keys_are_optional_on_data_but_required_on_trading(emu: EmulatorThread) -> None:

@@ -103,3 +103,11 @@ def test_validator_catches_what_the_sdk_would_reject(emu: EmulatorThread, spec: 
     bars = _call(emu, "GET", "/v1beta3/crypto/us/latest/bars", params={"symbols": "BTC/USD"}).json()
     del bars["bars"]["BTC/USD"]["vw"]
     assert spec.errors("data", "GET", "/v1beta3/crypto/{loc}/latest/bars", 200, bars)
+
+
+def test_rate_limit_answer_validates(spec: Any) -> None:
+    with EmulatorThread(synthetic_seed=7, rate_limit=1, rate_clock=lambda: 1_700_000_000.0) as emu:
+        assert _call(emu, "GET", "/v2/clock").status_code == 200
+        refused = _call(emu, "GET", "/v2/clock")
+        assert refused.status_code == 429 and refused.json()["code"] == 42910000
+        assert spec.errors("trading", "GET", "/v2/clock", 429, refused.json()) == []

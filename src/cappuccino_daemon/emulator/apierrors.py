@@ -12,10 +12,11 @@ from typing import Any
 class ApiError(Exception):
     """An HTTP error answer: ``status`` and the JSON ``body`` Alpaca would send."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{status} {body.get('message', '')}")
         self.status = status
         self.body = body
+        self.headers = headers or {}
 
 
 CODE_UNAUTHORIZED = 40110000

@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cappuccino_daemon.argtypes import at_least, finite_float, port, usd_amount
 from cappuccino_daemon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cappuccino_daemon.emulator.options import EmulatorOptions
 
 
 def _iso(text: str) -> datetime:
@@ -94,26 +98,79 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="inject a fault, e.g. orders_submit:503:0.2 or bars:latency=2:1 (repeatable)",
     )
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault dice")
+    _add_strict_flags(p)
     p.add_argument("--ready-file", type=Path, help="write the base URL here once listening")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-file", type=Path, help="also write JSON logs here (rotating)")
     p.set_defaults(handler=_run_emulator)
 
 
-def _run_emulator(args: argparse.Namespace) -> int:
+def _add_strict_flags(p: argparse.ArgumentParser) -> None:
+    """The strict behaviours; unset flags take the --profile's value (see EmulatorOptions.strict)."""
+    from cappuccino_daemon.emulator.options import DEFAULT_PROFILE, PROFILES
+
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default=DEFAULT_PROFILE,
+        help="lenient (instant whole fills, no budget) or strict (Alpaca's rules); default "
+        + DEFAULT_PROFILE,
+    )
+    p.add_argument(
+        "--lenient",
+        action="store_true",
+        help="no request budget, whole instant fills, no position lag, 1e-9 steps (overrides the others)",
+    )
+    p.add_argument(
+        "--rate-limit", type=at_least(0), metavar="N", help="trading requests per minute per key; 0 = off"
+    )
+    p.add_argument(
+        "--partial-fill-rate",
+        type=finite_float(0.0, 1.0, what="a share"),
+        metavar="P",
+        help="share of orders filling in 2-4 parts (deterministic per seed)",
+    )
+    p.add_argument(
+        "--position-lag-s",
+        type=finite_float(0.0, what="a delay"),
+        metavar="S",
+        help="simulated seconds before /v2/positions shows a fill",
+    )
+    p.add_argument("--assets", type=Path, metavar="FILE.json", help="per-pair order size and price steps")
+    p.add_argument(
+        "--maker-fee-pct",
+        type=finite_float(0.0, 100.0, what="a percentage"),
+        default=0.15,
+        help="fee of resting limit orders in percent (default 0.15)",
+    )
+
+
+def strict_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The strict-behaviour flags given on the command line (unset ones keep the profile's value)."""
+    given = {
+        "rate_limit": args.rate_limit,
+        "partial_fill_rate": args.partial_fill_rate,
+        "position_lag_s": args.position_lag_s,
+        "assets": args.assets,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def build_options(args: argparse.Namespace) -> EmulatorOptions:
+    """The parsed flags as ``EmulatorOptions``: the --profile, then explicit flags, then --lenient."""
     from decimal import Decimal
 
     from cappuccino_daemon.emulator.faults import parse_rule
     from cappuccino_daemon.emulator.options import EmulatorOptions
-    from cappuccino_daemon.emulator.server import EmulatorServer
-    from cappuccino_daemon.logsetup import configure_logging
 
-    configure_logging(level=args.log_level, log_file=args.log_file)
     try:
         faults = [parse_rule(spec) for spec in args.fault]
     except ValueError as exc:
         raise ConfigError(f"emulator --fault: {exc}. Example: --fault orders_submit:503:0.2") from exc
-    options = EmulatorOptions(
+    options = EmulatorOptions.for_profile(
+        args.profile,
+        **strict_overrides(args),
+        maker_fee=Decimal(str(args.maker_fee_pct)) / 100,
         host=args.host,
         port=args.port,
         bars_dir=args.bars_dir,
@@ -133,5 +190,13 @@ def _run_emulator(args: argparse.Namespace) -> int:
         fault_seed=args.fault_seed,
         ready_file=args.ready_file,
     )
-    EmulatorServer(options).serve()
+    return options.lenient() if args.lenient else options
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    from cappuccino_daemon.emulator.server import EmulatorServer
+    from cappuccino_daemon.logsetup import configure_logging
+
+    configure_logging(level=args.log_level, log_file=args.log_file)
+    EmulatorServer(build_options(args)).serve()
     return 0

@@ -45,7 +45,7 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(exc: ApiError) -> Response:
-    return json_response(exc.body, exc.status)
+    return json_response(exc.body, exc.status, exc.headers)
 
 
 def _fault_response(rule: FaultRule) -> Response:
@@ -79,6 +79,20 @@ def check_data_auth(request: Request, exchange: Exchange) -> None:
         raise apierrors.data_unauthorized()
 
 
+def spend_budget(request: Request, exchange: Exchange) -> dict[str, str]:
+    """Count a trading request against its key's budget: the X-RateLimit headers, or 429 past it."""
+    limiter = exchange.limiter
+    if limiter is None:
+        return {}
+    key = request.headers.get("apca-api-key-id") or request.headers.get("authorization", "")
+    verdict = limiter.take(key)
+    if not verdict.allowed:
+        raise ApiError(
+            429, {"code": apierrors.CODE_RATE_LIMIT, "message": "rate limit exceeded"}, verdict.headers
+        )
+    return verdict.headers
+
+
 def endpoint(name: str, auth: str | None) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Wrap a handler with fault injection, auth (``"trading"``/``"data"``/None) and error rendering."""
 
@@ -96,14 +110,17 @@ def endpoint(name: str, auth: str | None) -> Callable[[Handler], Callable[[Reque
                     return Response(status_code=500)
                 elif rule.kind != "ambiguous":
                     return _fault_response(rule)
+            budget: dict[str, str] = {}
             try:
                 if auth == "trading":
                     check_trading_auth(request, exchange)
+                    budget = spend_budget(request, exchange)
                 elif auth == "data":
                     check_data_auth(request, exchange)
                 response = await handler(request, exchange)
             except ApiError as exc:
                 response = error_response(exc)
+            response.headers.update(budget)
             if rule is not None and rule.kind == "ambiguous":
                 ctx.drop(request)
             return response

@@ -21,6 +21,7 @@ from typing import Any
 
 from cappuccino_daemon.emulator import apierrors
 from cappuccino_daemon.emulator.apierrors import ApiError
+from cappuccino_daemon.emulator.fills import PositionChange, fill_record, plan_split, schedule
 from cappuccino_daemon.emulator.market import Market, from_ns, to_ns
 from cappuccino_daemon.emulator.orders import Order, OrderRequest
 from cappuccino_daemon.emulator.symbols import AssetRule, compact, rule_for
@@ -57,6 +58,16 @@ class EngineConfig:
     max_notional: Decimal = Decimal("200000")
     slippage_bps: Decimal = Decimal("0")
     fill_delay_s: float = 0.0
+    maker_fee: Decimal = Decimal("0.0015")
+    partial_fill_rate: float = 0.0
+    fill_window_s: float = 60.0
+    position_lag_s: float = 0.0
+    seed: int = 0
+    asset_rules: dict[str, AssetRule] | None = None  # None: built-in rules, no price increment check
+
+    @property
+    def enforce_price_increment(self) -> bool:
+        return self.asset_rules is not None
 
 
 @dataclass
@@ -93,9 +104,13 @@ class Engine:
         self._open: dict[str, Order] = {}  # open orders by id, so ticks stay cheap as history grows
         self.dirty: set[str] = set()
         self.dirty_account = True
+        self.lagging: list[PositionChange] = []  # recent fills, for the lagging positions view
 
     # ---- reads ---------------------------------------------------------------------------------
     def rule(self, base: str, now: datetime) -> AssetRule:
+        rules = self.config.asset_rules
+        if rules is not None and base in rules:
+            return rules[base]
         return rule_for(base, self.market.price(base, now))
 
     def price(self, base: str, when: datetime) -> Decimal | None:
@@ -114,9 +129,14 @@ class Engine:
     def free_cash(self) -> Decimal:
         return self.account.cash - self.reserved_cash()
 
-    def available_qty(self, base: str) -> Decimal:
+    def available_qty(self, base: str, now: datetime | None = None) -> Decimal:
+        """Sellable quantity: the position (the lagging view's, if smaller) less open sells."""
         pos = self.positions.get(base)
-        return (pos.qty if pos else Decimal(0)) - self.reserved_qty(base)
+        held = pos.qty if pos else Decimal(0)
+        if now is not None and self.lagging:
+            shown = self.visible_positions(now).get(base)
+            held = min(held, shown.qty if shown else Decimal(0))
+        return held - self.reserved_qty(base)
 
     def equity(self, now: datetime) -> Decimal:
         total = self.account.cash
@@ -128,55 +148,76 @@ class Engine:
 
     # ---- submit --------------------------------------------------------------------------------
     def submit(self, req: OrderRequest, now: datetime, *, closing: bool = False) -> Order:
+        """Validate ``req`` as Alpaca would (422/403 ``ApiError``), reserve funds, accept it."""
         if req.client_order_id in self.by_client_id:
             raise apierrors.invalid("client_order_id must be unique")
         price = self.price(req.base, now)
         if price is None:
             raise apierrors.rejected(f"no market price yet for {req.base}/USD; wait for the first bar")
         rule = self.rule(req.base, now)
-        if req.qty is not None and floor_qty(req.qty, rule.min_trade_increment) != req.qty:
-            raise apierrors.invalid(
-                f"invalid qty: {req.qty} is not a multiple of min_trade_increment {rule.min_trade_increment}"
-            )
+        if not closing:
+            self._check_increments(req, rule)
         est_price = self._fill_price(req.side, price, req.limit_price)
         qty_est = req.qty if req.qty is not None else floor_qty(req.notional / est_price)  # type: ignore[operator]
         if qty_est < rule.min_order_size and not closing:
             raise apierrors.invalid(
                 f"qty {qty_est} is below the minimum order size {rule.min_order_size} for {req.base}/USD"
             )
-        reserved_cash, reserved_qty = Decimal(0), Decimal(0)
         if req.side == "buy":
-            cost = usd(req.notional if req.notional is not None else qty_est * est_price)
-            if cost < self.config.min_notional:
-                raise apierrors.rejected(
-                    f"cost basis must be >= minimal amount of order {_plain(self.config.min_notional)}"
-                )
-            if cost > self.config.max_notional:
-                raise apierrors.rejected(
-                    f"cost basis must be <= maximal amount of order {_plain(self.config.max_notional)}"
-                )
-            self._wash_guard(req, "sell")
-            free = usd(self.free_cash())
-            if cost > free:
-                raise apierrors.rejected(
-                    f"insufficient balance for USD (requested: {cost}, available: {free})",
-                    available=str(free),
-                    balance=str(usd(self.account.cash)),
-                    symbol="USD",
-                )
-            reserved_cash = cost
+            reserved_cash, reserved_qty = self._reserve_buy(req, qty_est, est_price), Decimal(0)
         else:
-            self._wash_guard(req, "buy")
-            available = self.available_qty(req.base)
-            pos = self.positions.get(req.base)
-            if qty_est > available:
-                raise apierrors.rejected(
-                    f"insufficient balance for {req.base} (requested: {qty_est}, available: {available})",
-                    available=str(available),
-                    balance=str(pos.qty if pos else Decimal(0)),
-                    symbol=compact(req.base),
-                )
-            reserved_qty = qty_est
+            reserved_cash, reserved_qty = Decimal(0), self._reserve_sell(req, qty_est, now)
+        return self._accept(req, now, closing, reserved_cash, reserved_qty)
+
+    def _check_increments(self, req: OrderRequest, rule: AssetRule) -> None:
+        """422 for a quantity or limit price off the asset's steps, as Alpaca refuses them."""
+        if req.qty is not None and floor_qty(req.qty, rule.min_trade_increment) != req.qty:
+            raise apierrors.invalid(
+                f"invalid qty: {req.qty} is not a multiple of min_trade_increment {rule.min_trade_increment}"
+            )
+        step, limit = rule.price_increment, req.limit_price
+        if self.config.enforce_price_increment and limit is not None and floor_qty(limit, step) != limit:
+            raise apierrors.invalid(
+                f"invalid limit_price: {limit} is not a multiple of price_increment {step}"
+            )
+
+    def _reserve_buy(self, req: OrderRequest, qty_est: Decimal, est_price: Decimal) -> Decimal:
+        cost = usd(req.notional if req.notional is not None else qty_est * est_price)
+        if cost < self.config.min_notional:
+            raise apierrors.rejected(
+                f"cost basis must be >= minimal amount of order {_plain(self.config.min_notional)}"
+            )
+        if cost > self.config.max_notional:
+            raise apierrors.rejected(
+                f"cost basis must be <= maximal amount of order {_plain(self.config.max_notional)}"
+            )
+        self._wash_guard(req, "sell")
+        free = usd(self.free_cash())
+        if cost > free:
+            raise apierrors.rejected(
+                f"insufficient balance for USD (requested: {cost}, available: {free})",
+                available=str(free),
+                balance=str(usd(self.account.cash)),
+                symbol="USD",
+            )
+        return cost
+
+    def _reserve_sell(self, req: OrderRequest, qty_est: Decimal, now: datetime) -> Decimal:
+        self._wash_guard(req, "buy")
+        available = self.available_qty(req.base, now)
+        pos = self.positions.get(req.base)
+        if qty_est > available:
+            raise apierrors.rejected(
+                f"insufficient balance for {req.base} (requested: {qty_est}, available: {available})",
+                available=str(available),
+                balance=str(pos.qty if pos else Decimal(0)),
+                symbol=compact(req.base),
+            )
+        return qty_est
+
+    def _accept(
+        self, req: OrderRequest, now: datetime, closing: bool, reserved_cash: Decimal, reserved_qty: Decimal
+    ) -> Order:
         order = Order(
             id=str(uuid.uuid4()),
             client_order_id=req.client_order_id,
@@ -195,9 +236,8 @@ class Engine:
             checked_until=now,
             reserved_cash=reserved_cash,
             reserved_qty=reserved_qty,
-            position_intent="sell_to_close"
-            if closing
-            else ("buy_to_open" if req.side == "buy" else "sell_to_close"),
+            position_intent="sell_to_close" if closing or req.side == "sell" else "buy_to_open",
+            extra={"split": [str(f) for f in plan_split(self.config, len(self.orders))]},
         )
         self.orders[order.id] = order
         self._open[order.id] = order
@@ -230,14 +270,19 @@ class Engine:
     def tick(self, now: datetime) -> None:
         """Fill or expire every order whose time has come; roll ``last_equity`` at UTC midnight."""
         for order in sorted(self.open_orders(), key=lambda o: o.fill_due):
+            if "schedule" in order.extra:
+                self._fill_due_parts(order, now)
+                continue
             if order.fill_due > now:
                 if order.status == "pending_new" and now > order.submitted_at:
                     self._set_status(order, "new", now)
                 continue
             if order.type == "market":
-                self._fill(order, order.fill_due, self._market_price(order))
+                self._begin_fill(order, order.fill_due, None, "taker", now)
             else:
                 self._work_limit(order, now)
+        cutoff = now - timedelta(seconds=self.config.position_lag_s)
+        self.lagging = [c for c in self.lagging if c.when > cutoff]
         day = now.date().isoformat()
         if day != self.account.last_equity_day:
             midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
@@ -245,9 +290,13 @@ class Engine:
             self.account.last_equity_day = day
             self.dirty_account = True
 
-    def _market_price(self, order: Order) -> Decimal | None:
-        price = self.price(order.base, order.fill_due)
-        return None if price is None else self._fill_price(order.side, price, None)
+    def _part_price(self, order: Order, when: datetime) -> Decimal | None:
+        """Market price of a part at ``when`` (slippage, capped at the limit), or a resting limit's."""
+        fixed = order.extra.get("limit_fill")
+        if fixed:
+            return Decimal(fixed)
+        price = self.price(order.base, when)
+        return None if price is None else self._fill_price(order.side, price, order.limit_price)
 
     def _work_limit(self, order: Order, now: datetime) -> None:
         assert order.limit_price is not None
@@ -256,8 +305,8 @@ class Engine:
             marketable = price is not None and (
                 price <= order.limit_price if order.side == "buy" else price >= order.limit_price
             )
-            if marketable and price is not None:
-                self._fill(order, order.fill_due, self._fill_price(order.side, price, order.limit_price))
+            if marketable:
+                self._begin_fill(order, order.fill_due, None, "taker", now)
                 return
             if order.time_in_force == "ioc":
                 self._cancel(order, order.fill_due, "ioc limit not marketable")
@@ -274,56 +323,122 @@ class Engine:
             if (order.side == "buy" and dec(low) <= order.limit_price) or (
                 order.side == "sell" and dec(high) >= order.limit_price
             ):
-                self._fill(order, close_time, order.limit_price)
+                self._begin_fill(order, close_time, order.limit_price, "maker", now)
                 return
         order.checked_until = now
 
-    def _fill(self, order: Order, when: datetime, price: Decimal | None) -> None:
-        fee = self.config.taker_fee
+    def _begin_fill(
+        self, order: Order, when: datetime, fixed_price: Decimal | None, liquidity: str, now: datetime
+    ) -> None:
+        """The order trades from ``when``: schedule its part(s), then fill those already due."""
+        order.extra["liquidity"] = liquidity
+        order.extra["limit_fill"] = str(fixed_price) if fixed_price is not None else ""
+        price = self._part_price(order, when)
         if price is None or price <= 0:
             self._cancel(order, when, "no price")
             return
-        qty = order.qty if order.qty is not None else floor_qty(order.notional / price)  # type: ignore[operator]
-        gross = usd(qty * price)
-        pos = self.positions.get(order.base)
-        order.reserved_cash, order.reserved_qty = Decimal(0), Decimal(0)
-        if order.side == "buy":
-            if gross > usd(self.free_cash()):
-                self._cancel(order, when, "insufficient cash at fill time")
+        step = self.rule(order.base, when).min_trade_increment if self.config.asset_rules else QTY_STEP
+        total = order.qty if order.qty is not None else floor_qty(order.notional / price, step)  # type: ignore[operator]
+        fractions = [Decimal(f) for f in order.extra.get("split", ["1"])]
+        parts = schedule(total, fractions, step, when, self.config.fill_window_s)
+        if order.time_in_force == "ioc" and len(parts) > 1:
+            parts = parts[:1]
+            order.extra["ioc_remainder"] = str(total - parts[0][1])
+        order.extra["total_qty"] = str(total)
+        order.extra["schedule"] = [[t.isoformat(), str(q)] for t, q in parts]
+        self._fill_due_parts(order, now)
+
+    def _fill_due_parts(self, order: Order, now: datetime) -> None:
+        plan: list[list[str]] = order.extra["schedule"]
+        while plan and datetime.fromisoformat(plan[0][0]) <= now and order.is_open:
+            when, qty = datetime.fromisoformat(plan[0][0]), Decimal(plan[0][1])
+            price = self._part_price(order, when)
+            if price is None or price <= 0:
+                self._cancel(order, when, "no price")
                 return
+            if not self._fill_part(order, when, qty, price):
+                return
+            plan.pop(0)
+            self.dirty.add(order.id)
+        if not plan and order.is_open:
+            if "ioc_remainder" in order.extra:
+                self._cancel(order, order.updated_at, "ioc remainder canceled")
+            else:
+                order.filled_at = order.updated_at
+                self._set_status(order, "filled", order.updated_at)
+
+    def _fill_part(self, order: Order, when: datetime, qty: Decimal, price: Decimal) -> bool:
+        """Execute ``qty`` at ``price``: move cash and position, charge the fee; False = canceled."""
+        maker = order.extra.get("liquidity") == "maker"
+        fee = self.config.maker_fee if maker else self.config.taker_fee
+        gross = usd(qty * price)
+        if order.side == "buy":
+            free = usd(self.free_cash() + order.reserved_cash)
+            if gross > free:
+                self._cancel(order, when, "insufficient cash at fill time")
+                return False
             received = floor_qty(qty * (1 - fee))
             self.account.cash -= gross
-            if pos is None:
-                pos = self.positions[order.base] = Position(order.base, Decimal(0), Decimal(0))
-            pos.qty += received
-            pos.cost_basis += gross
-            order.fee = qty - received
+            self._move_position(order.base, when, received, gross)
+            order.reserved_cash = max(Decimal(0), order.reserved_cash - gross)
+            part_fee, fee_asset = qty - received, order.base
         else:
-            held = pos.qty if pos else Decimal(0)
-            if qty > held or pos is None:
+            pos = self.positions.get(order.base)
+            if pos is None or qty > pos.qty:
                 self._cancel(order, when, "insufficient position at fill time")
-                return
+                return False
             proceeds = usd(gross * (1 - fee))
-            pos.cost_basis = pos.cost_basis * (pos.qty - qty) / pos.qty if pos.qty > 0 else Decimal(0)
-            pos.qty -= qty
+            cost_out = pos.cost_basis * qty / pos.qty if pos.qty > 0 else Decimal(0)
+            self._move_position(order.base, when, -qty, -cost_out)
             self.account.cash += proceeds
-            order.fee = gross - proceeds
-            if pos.qty <= 0:
-                del self.positions[order.base]
-        order.filled_qty = qty
-        order.filled_avg_price = price
-        order.filled_at = when
-        self._set_status(order, "filled", when)
+            order.reserved_qty = max(Decimal(0), order.reserved_qty - qty)
+            part_fee, fee_asset = gross - proceeds, "USD"
+        self._record_part(order, when, qty, price, part_fee, fee_asset)
+        return True
+
+    def _record_part(
+        self, order: Order, when: datetime, qty: Decimal, price: Decimal, fee: Decimal, fee_asset: str
+    ) -> None:
+        done = order.filled_qty + qty
+        average = ((order.filled_avg_price or Decimal(0)) * order.filled_qty + price * qty) / done
+        order.filled_avg_price = average.quantize(QTY_STEP).normalize()
+        order.filled_qty = done
+        order.fee += fee
+        order.extra.setdefault("fills", []).append(fill_record(when, qty, price, fee, fee_asset))
+        self._set_status(order, "partially_filled", when)
         self.dirty_account = True
         log.info(
-            "emulator_order_filled",
+            "emulator_order_fill",
             order_id=order.id,
             symbol=order.symbol,
             side=order.side,
             qty=str(qty),
             price=str(price),
-            fee=str(order.fee),
+            fee=str(fee),
+            liquidity=order.extra.get("liquidity"),
         )
+
+    def _move_position(self, base: str, when: datetime, qty: Decimal, cost: Decimal) -> None:
+        pos = self.positions.get(base)
+        if pos is None:
+            pos = self.positions[base] = Position(base, Decimal(0), Decimal(0))
+        pos.qty += qty
+        pos.cost_basis += cost
+        if pos.qty <= 0:
+            del self.positions[base]
+        if self.config.position_lag_s > 0:
+            self.lagging.append(PositionChange(when, base, qty, cost))
+
+    def visible_positions(self, now: datetime) -> dict[str, Position]:
+        """Positions as ``/v2/positions`` shows them: fills younger than ``position_lag_s`` not yet in."""
+        cutoff = now - timedelta(seconds=self.config.position_lag_s)
+        shown = {b: Position(b, p.qty, p.cost_basis) for b, p in self.positions.items()}
+        for change in self.lagging:
+            if change.when > cutoff:
+                pos = shown.setdefault(change.base, Position(change.base, Decimal(0), Decimal(0)))
+                pos.qty -= change.qty
+                pos.cost_basis -= change.cost
+        return {b: p for b, p in sorted(shown.items()) if p.qty > 0}
 
     def _set_status(self, order: Order, status: str, when: datetime) -> None:
         order.status = status
@@ -367,7 +482,7 @@ class Engine:
     def close_position(
         self, base: str, now: datetime, qty: Decimal | None = None, percentage: Decimal | None = None
     ) -> Order:
-        pos = self.positions.get(base)
+        pos = self.visible_positions(now).get(base)
         if pos is None or pos.qty <= 0:
             raise apierrors.not_found(f"position not found: {compact(base)}")
         if qty is not None and percentage is not None:
@@ -377,7 +492,7 @@ class Engine:
                 raise apierrors.invalid("percentage must be in (0, 100]")
             qty = floor_qty(pos.qty * percentage / Decimal(100), self.rule(base, now).min_trade_increment)
         amount = pos.qty if qty is None else qty
-        available = self.available_qty(base)
+        available = self.available_qty(base, now)
         if amount <= 0 or amount > available:
             raise apierrors.rejected(
                 f"insufficient qty available for order (requested: {amount}, available: {available})",
@@ -393,7 +508,7 @@ class Engine:
         if cancel_orders:
             self.cancel_all(now)
         results: list[tuple[str, Order | ApiError]] = []
-        for base in sorted(self.positions):
+        for base in self.visible_positions(now):
             try:
                 results.append((base, self.close_position(base, now)))
             except ApiError as exc:

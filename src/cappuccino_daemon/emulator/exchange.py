@@ -13,10 +13,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from cappuccino_daemon.emulator.assetrules import load_asset_rules
 from cappuccino_daemon.emulator.engine import Engine, EngineConfig
 from cappuccino_daemon.emulator.faults import Faults
 from cappuccino_daemon.emulator.market import Market
 from cappuccino_daemon.emulator.options import EmulatorOptions
+from cappuccino_daemon.emulator.ratelimit import RateLimiter
 from cappuccino_daemon.emulator.simclock import SimClock
 from cappuccino_daemon.emulator.store import StateStore
 from cappuccino_daemon.errors import ConfigError
@@ -94,10 +96,21 @@ class Exchange:
                 max_notional=options.max_notional,
                 slippage_bps=Decimal(str(options.slippage_bps)),
                 fill_delay_s=options.fill_delay_s,
+                maker_fee=options.maker_fee,
+                partial_fill_rate=options.partial_fill_rate,
+                fill_window_s=options.fill_window_s,
+                position_lag_s=options.position_lag_s,
+                seed=options.synthetic_seed,
+                asset_rules=load_asset_rules(options.assets) if options.assets is not None else None,
             ),
             self.market,
         )
         self.faults = Faults(options.faults, seed=options.fault_seed)
+        self.limiter = (
+            RateLimiter(options.rate_limit, options.rate_clock or time.time)
+            if options.rate_limit > 0
+            else None
+        )
         self.lock = threading.RLock()
         self._wall = wall
         self._clock_saved_at = float("-inf")

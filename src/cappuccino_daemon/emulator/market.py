@@ -1,13 +1,16 @@
 """The replayed market: bars from CSV files or the synthetic generator, seen through the simulated clock.
 
 Only bars that have CLOSED by the simulated now are visible (open + timeframe <= now). The current
-price of a coin is the close of its latest closed bar; orders fill at that price (plus slippage).
-Coarser timeframes are aggregated from the native bars on UTC boundaries (weeks start on Monday); a
-bucket is served as soon as one of its native bars has closed, like Alpaca's in-progress daily bar.
+price of a coin is the close of its latest closed FINEST bar (a minute for the synthetic market, the
+finest file timeframe for a bars folder); orders fill at that price (plus slippage). Coarser
+timeframes are aggregated on UTC boundaries (weeks start on Monday). Intraday buckets up to an hour
+are served once closed; coarser ones (2Hour.., 1Day, 1Week) as soon as one of their hours has closed,
+like Alpaca's in-progress daily bar.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cappuccino_daemon.emulator.synthetic import SyntheticMarket
+from cappuccino_daemon.emulator.synthetic import HOURS_PER_MINUTE_BLOCK, SyntheticMarket, split_hours
 
 NS = 1_000_000_000
+MINUTE_NS = 60 * NS
 _WEEK_ORIGIN_NS = 4 * 86_400 * NS  # 1970-01-05, a Monday
 
 
@@ -44,7 +48,12 @@ class BarWindow:
 
 
 class Market:
-    """Bars per bare base symbol on one native timeframe, from CSV files or a synthetic generator."""
+    """Bars per bare base symbol on one native (finest) timeframe, from CSV files or the generator.
+
+    The synthetic market generates hourly bars and splits each hour into 60 minute bars on demand
+    (``synthetic.split_hours``, 24 hours at a time), so its finest timeframe is one minute while
+    hourly and coarser buckets are aggregated from the hourly series exactly as before.
+    """
 
     def __init__(
         self,
@@ -56,18 +65,22 @@ class Market:
     ) -> None:
         if (series is None) == (synthetic is None):
             raise ValueError("Market needs exactly one of series= or synthetic=")
-        self.step_ns = int(step.total_seconds() * NS)
         self._series = series or {}
         self._synthetic = synthetic
+        self._source_step_ns = int(step.total_seconds() * NS)
+        self.step_ns = MINUTE_NS if synthetic is not None else self._source_step_ns
+        self._minute_cache: dict[tuple[str, int], np.ndarray] = {}
         self.description = description
         bases = synthetic.bases if synthetic is not None else tuple(sorted(self._series))
         self.bases: frozenset[str] = frozenset(bases)
         self.ordered_bases: tuple[str, ...] = tuple(sorted(bases))
 
     @classmethod
-    def from_bars_dir(cls, directory: Path, timeframe: str = "1h") -> Market:
+    def from_bars_dir(cls, directory: Path, timeframe: str | None = None) -> Market:
+        """The bars files of ``timeframe``, by default the finest timeframe the folder holds."""
         from cappuccino_daemon.bars import discover_bars, read_bars_csv, timeframe_delta
 
+        timeframe = timeframe or finest_timeframe(directory)
         series: dict[str, BarWindow] = {}
         for base, path in discover_bars(directory, timeframe).items():
             frame = read_bars_csv(path)
@@ -96,23 +109,68 @@ class Market:
         lasts = [int(w.times[-1]) for w in self._series.values() if len(w)]
         return from_ns(max(lasts)) if lasts else None
 
-    def _native(self, base: str, now_ns: int) -> BarWindow:
-        """Every native bar of ``base`` closed by ``now_ns``."""
+    def _source(self, base: str, now_ns: int) -> BarWindow:
+        """Every source bar (hourly for the synthetic market) of ``base`` closed by ``now_ns``."""
+        step = self._source_step_ns
         if self._synthetic is not None:
             gen = self._synthetic
-            n_closed = (now_ns - gen.start.value) // self.step_ns  # bars with open + step <= now
-            n_closed = max(0, int(n_closed))
+            n_closed = max(0, int((now_ns - gen.start.value) // step))  # bars with open + step <= now
             gen.ensure(n_closed)
-            return BarWindow(gen.times_ns(gen.__len__())[:n_closed], gen.arrays(base)[:, :n_closed])
+            return BarWindow(gen.times_ns(len(gen))[:n_closed], gen.arrays(base)[:, :n_closed])
         window = self._series.get(base)
         if window is None:
             return BarWindow(np.empty(0, dtype=np.int64), np.empty((5, 0)))
-        cut = int(np.searchsorted(window.times, now_ns - self.step_ns, side="right"))
+        cut = int(np.searchsorted(window.times, now_ns - step, side="right"))
         return BarWindow(window.times[:cut], window.data[:, :cut])
 
+    def _block_minutes(self, base: str, block: int) -> np.ndarray:
+        """Minute bars of the 24 hours of minute block ``block`` (cached; generated together)."""
+        key = (base, block)
+        cached = self._minute_cache.get(key)
+        if cached is None:
+            gen = self._synthetic
+            assert gen is not None
+            first = block * HOURS_PER_MINUTE_BLOCK
+            gen.ensure(first + HOURS_PER_MINUTE_BLOCK)
+            rows = gen.arrays(base)[:, first : first + HOURS_PER_MINUTE_BLOCK]
+            if len(self._minute_cache) > 5_000:
+                self._minute_cache.clear()
+            cached = self._minute_cache[key] = split_hours(gen.seed, base, block, rows)
+        return cached
+
+    def _finest(self, base: str, now_ns: int, start_ns: int, end_ns: int) -> BarWindow:
+        """Finest bars of ``base`` closed by ``now_ns`` with open time in [start_ns, end_ns]."""
+        if self._synthetic is None or base not in self.bases:
+            native = self._source(base, now_ns)
+            lo = int(np.searchsorted(native.times, start_ns, side="left"))
+            hi = int(np.searchsorted(native.times, end_ns, side="right"))
+            return BarWindow(native.times[lo:hi], native.data[:, lo:hi])
+        origin, hour = self._synthetic.start.value, self._source_step_ns
+        last_open = min(end_ns, now_ns - MINUTE_NS)
+        first_hour = max(0, (start_ns - origin) // hour)
+        last_hour = (last_open - origin) // hour
+        if last_open < origin or last_hour < first_hour:
+            return BarWindow(np.empty(0, dtype=np.int64), np.empty((5, 0)))
+        first_block, last_block = (
+            int(first_hour) // HOURS_PER_MINUTE_BLOCK,
+            int(last_hour) // HOURS_PER_MINUTE_BLOCK,
+        )
+        blocks = range(first_block, last_block + 1)
+        data = np.concatenate([self._block_minutes(base, b) for b in blocks], axis=1)
+        block_ns = HOURS_PER_MINUTE_BLOCK * hour
+        times = origin + first_block * block_ns + np.arange(data.shape[1], dtype=np.int64) * MINUTE_NS
+        keep = (times >= start_ns) & (times <= last_open)
+        return BarWindow(times[keep], data[:, keep])
+
     def latest(self, base: str, now: datetime) -> tuple[int, np.ndarray] | None:
-        """(open time ns, [o, h, l, c, v]) of the newest closed bar, or None before the first one."""
-        window = self._native(base, to_ns(now))
+        """(open time ns, [o, h, l, c, v]) of the newest closed finest bar, or None before the first."""
+        now_ns = to_ns(now)
+        if self._synthetic is not None:
+            origin = self._synthetic.start.value
+            newest = (now_ns - MINUTE_NS - origin) // MINUTE_NS * MINUTE_NS + origin
+            window = self._finest(base, now_ns, newest, newest)
+        else:
+            window = self._source(base, now_ns)
         if not len(window):
             return None
         return int(window.times[-1]), window.data[:, -1]
@@ -123,31 +181,21 @@ class Market:
 
     def bars(self, base: str, now: datetime, tf_ns: int, start_ns: int, end_ns: int) -> BarWindow:
         """Closed bars (aggregated to ``tf_ns``) with open time in [start_ns, end_ns]."""
-        native = self._native(base, to_ns(now))
+        now_ns = to_ns(now)
         if tf_ns == self.step_ns:
-            lo = int(np.searchsorted(native.times, start_ns, side="left"))
-            hi = int(np.searchsorted(native.times, end_ns, side="right"))
-            return BarWindow(native.times[lo:hi], native.data[:, lo:hi])
+            return self._finest(base, now_ns, start_ns, end_ns)
         origin = _WEEK_ORIGIN_NS if tf_ns == 7 * 86_400 * NS else 0
-        # restrict to native bars that can fall into buckets overlapping [start, end]
         first_bucket = (start_ns - origin) // tf_ns * tf_ns + origin
-        lo = int(np.searchsorted(native.times, first_bucket, side="left"))
-        hi = int(np.searchsorted(native.times, end_ns + tf_ns, side="left"))
-        times, data = native.times[lo:hi], native.data[:, lo:hi]
-        if times.size == 0:
-            return BarWindow(times, data)
-        buckets = (times - origin) // tf_ns * tf_ns + origin
-        starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-        ends = np.r_[starts[1:], buckets.size]
-        agg = np.empty((5, starts.size))
-        agg[0] = data[0, starts]
-        agg[1] = np.maximum.reduceat(data[1], starts)
-        agg[2] = np.minimum.reduceat(data[2], starts)
-        agg[3] = data[3, ends - 1]
-        agg[4] = np.add.reduceat(data[4], starts)
-        bucket_times = buckets[starts]
-        keep = (bucket_times >= start_ns) & (bucket_times <= end_ns)
-        return BarWindow(bucket_times[keep], agg[:, keep])
+        if tf_ns % self._source_step_ns == 0:
+            native = self._source(base, now_ns)  # hourly and coarser: from the source series
+            lo = int(np.searchsorted(native.times, first_bucket, side="left"))
+            hi = int(np.searchsorted(native.times, end_ns + tf_ns, side="left"))
+            times, data = native.times[lo:hi], native.data[:, lo:hi]
+        else:  # finer than the source: only buckets that have closed, never a half-built 5Min bar
+            end_ns = min(end_ns, now_ns - tf_ns)
+            fine = self._finest(base, now_ns, first_bucket, end_ns + tf_ns - 1)
+            times, data = fine.times, fine.data
+        return _aggregate(times, data, tf_ns, origin, start_ns, end_ns)
 
     def day_bars(self, base: str, now: datetime) -> tuple[BarWindow, BarWindow]:
         """(today's daily bar so far, yesterday's daily bar), each of length 0 or 1."""
@@ -157,3 +205,37 @@ class Market:
         current = self.bars(base, now, day, today, today)
         previous = self.bars(base, now, day, today - day, today - day)
         return current, previous
+
+
+def _aggregate(
+    times: np.ndarray, data: np.ndarray, tf_ns: int, origin: int, start_ns: int, end_ns: int
+) -> BarWindow:
+    """Bucket bars onto ``tf_ns`` boundaries from ``origin``; keep buckets opening in [start, end]."""
+    if times.size == 0:
+        return BarWindow(times, data)
+    buckets = (times - origin) // tf_ns * tf_ns + origin
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    ends = np.r_[starts[1:], buckets.size]
+    agg = np.empty((5, starts.size))
+    agg[0] = data[0, starts]
+    agg[1] = np.maximum.reduceat(data[1], starts)
+    agg[2] = np.minimum.reduceat(data[2], starts)
+    agg[3] = data[3, ends - 1]
+    agg[4] = np.add.reduceat(data[4], starts)
+    bucket_times = buckets[starts]
+    keep = (bucket_times >= start_ns) & (bucket_times <= end_ns)
+    return BarWindow(bucket_times[keep], agg[:, keep])
+
+
+_BARS_FILE = re.compile(r"^[A-Z0-9]+-[A-Z]+_(\d+[mhd])\.csv$")
+
+
+def finest_timeframe(directory: Path) -> str:
+    """The finest ``BASE-QUOTE_<tf>.csv`` timeframe in ``directory`` ("1h" when there is none, so
+    ``discover_bars`` names the problem)."""
+    from cappuccino_daemon.bars import timeframe_delta
+
+    found = set()
+    if Path(directory).is_dir():
+        found = {m.group(1) for p in Path(directory).iterdir() if (m := _BARS_FILE.match(p.name))}
+    return min(found, key=timeframe_delta) if found else "1h"

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cappuccino_daemon.emulator import apierrors, serialise
+from cappuccino_daemon.emulator import activities, apierrors, serialise
 from cappuccino_daemon.emulator.apierrors import ApiError
 from cappuccino_daemon.emulator.endpoint import endpoint, json_response
 from cappuccino_daemon.emulator.exchange import Exchange
@@ -56,7 +56,7 @@ async def get_account(request: Request, ex: Exchange) -> Response:
 async def list_positions(request: Request, ex: Exchange) -> Response:
     def run(now: datetime) -> list[dict[str, Any]]:
         engine = ex.engine
-        return [serialise.position_json(engine, engine.positions[b], now) for b in sorted(engine.positions)]
+        return [serialise.position_json(engine, pos, now) for pos in engine.visible_positions(now).values()]
 
     return json_response(ex.transact(run))
 
@@ -67,7 +67,7 @@ async def get_position(request: Request, ex: Exchange) -> Response:
 
     def run(now: datetime) -> dict[str, Any]:
         base = base_from_compact_or_id(symbol, ex.market.bases)
-        pos = ex.engine.positions.get(base or "")
+        pos = ex.engine.visible_positions(now).get(base or "")
         if pos is None:
             raise apierrors.not_found("position does not exist")
         return serialise.position_json(ex.engine, pos, now)
@@ -244,6 +244,28 @@ async def get_asset(request: Request, ex: Exchange) -> Response:
     return json_response(ex.transact(run))
 
 
+def _activities(request: Request, ex: Exchange, activity_type: str | None) -> Response:
+    query = dict(request.query_params)
+    if activity_type is not None:
+        query["activity_types"] = activity_type
+
+    def run(now: datetime) -> list[dict[str, Any]]:
+        items = activities.all_activities(ex.engine.orders.values(), ex.engine.account.id, now)
+        return activities.select(items, query)
+
+    return json_response(ex.transact(run))
+
+
+@endpoint("activities", auth="trading")
+async def list_activities(request: Request, ex: Exchange) -> Response:
+    return _activities(request, ex, None)
+
+
+@endpoint("activities_by_type", auth="trading")
+async def list_activities_by_type(request: Request, ex: Exchange) -> Response:
+    return _activities(request, ex, request.path_params["activity_type"])
+
+
 @endpoint("clock", auth="trading")
 async def get_clock(request: Request, ex: Exchange) -> Response:
     return json_response(ex.transact(serialise.clock_json))
@@ -264,4 +286,6 @@ ROUTES = [
     Route("/v2/assets", list_assets, methods=["GET"]),
     Route("/v2/assets/{symbol:path}", get_asset, methods=["GET"]),
     Route("/v2/clock", get_clock, methods=["GET"]),
+    Route("/v2/account/activities", list_activities, methods=["GET"]),
+    Route("/v2/account/activities/{activity_type}", list_activities_by_type, methods=["GET"]),
 ]

@@ -98,7 +98,7 @@ def position_json(engine: Engine, pos: Position, now: datetime) -> dict[str, Any
         "asset_class": "crypto",
         "asset_marginable": False,
         "qty": num(pos.qty),
-        "qty_available": num(engine.available_qty(pos.base)),
+        "qty_available": num(engine.available_qty(pos.base, now)),
         "avg_entry_price": num(pos.avg_entry_price.quantize(Decimal("0.000000001"))),
         "side": "long",
         "market_value": num(market_value),

@@ -194,3 +194,42 @@ def generate_synthetic_bars(
         raise ValueError(f"n_bars must be >= 0, got {n_bars}")
     market = SyntheticMarket(seed, bases, start=start, timeframe=timeframe)
     return {base: market.frame(base, n_bars) for base in market.bases}
+
+
+MINUTES_PER_HOUR = 60
+HOURS_PER_MINUTE_BLOCK = 24  # minute paths are drawn 24 hours (from the market's origin) at a time
+_MINUTE_STREAM = 0x6D696E  # keeps minute paths independent of the hourly streams
+
+
+def split_hours(seed: int, base: str, block: int, rows: np.ndarray) -> np.ndarray:
+    """The minute bars (shape (5, 60 * k)) inside the k hourly bars ``rows`` (shape (5, k)) of
+    minute block ``block`` (hours ``block * 24`` onwards).
+
+    Deterministic per ``(seed, base, block)`` and exactly consistent with each hour: its first minute
+    opens at the hour's open, its last closes at its close, its highest high is the hour's high, its
+    lowest low the hour's low, and its volumes sum to the hour's volume (up to float rounding). Each
+    path is a Brownian bridge from open to close in log price, scaled to the range, clipped into it.
+    """
+    k, m = rows.shape[1], MINUTES_PER_HOUR
+    o, h, low, c, v = (rows[i][:, None] for i in range(5))
+    rng = np.random.default_rng([seed, _MINUTE_STREAM, _stream_id(base), block])
+    draws = rng.standard_normal((HOURS_PER_MINUTE_BLOCK, 3, m))[:k]
+    walk = np.concatenate([np.zeros((k, 1)), np.cumsum(draws[:, 0], axis=1)], axis=1)
+    ramp = np.linspace(0.0, 1.0, m + 1)[None, :]
+    bridge = walk - ramp * walk[:, -1:]
+    span = bridge.max(axis=1, keepdims=True) - bridge.min(axis=1, keepdims=True)
+    span[span == 0] = 1.0
+    path = np.log(o) + ramp * (np.log(c) - np.log(o)) + bridge / span * 0.5 * (np.log(h) - np.log(low))
+    prices = np.clip(np.exp(path), low, h)
+    prices[:, :1], prices[:, -1:] = o, c
+    opens, closes = prices[:, :-1], prices[:, 1:]
+    wick = (h / low - 1.0) / 10.0
+    highs = np.minimum(h, np.maximum(opens, closes) * (1.0 + np.abs(draws[:, 1]) * wick))
+    lows = np.maximum(low, np.minimum(opens, closes) * (1.0 - np.abs(draws[:, 2]) * wick))
+    picks = rng.integers(m, size=(HOURS_PER_MINUTE_BLOCK, 2))[:k]
+    highs[np.arange(k), picks[:, 0]] = h[:, 0]
+    lows[np.arange(k), picks[:, 1]] = low[:, 0]
+    weights = rng.gamma(2.0, size=(HOURS_PER_MINUTE_BLOCK, m))[:k]
+    volumes = v * weights / weights.sum(axis=1, keepdims=True)
+    volumes[:, -1] = np.maximum(0.0, v[:, 0] - volumes[:, :-1].sum(axis=1))
+    return np.stack([opens, highs, lows, closes, volumes]).reshape(5, k * m)

@@ -30,12 +30,15 @@ class EmulatorThread:
         start: datetime | None = DEFAULT_TEST_START,
         speed: float = 0.0,
         state_file: Path | None = None,
+        profile: str = "lenient",
         **options: Any,
     ) -> None:
         """``options`` are ``EmulatorOptions`` fields (page_size, fill_delay_s, slippage_bps,
-        require_keys=(key, secret), faults=["orders_submit:503:1"], ...)."""
+        require_keys=(key, secret), faults=["orders_submit:503:1"], rate_clock=fake_wall, ...);
+        ``profile="strict"`` starts from ``EmulatorOptions.strict()`` (fields still override it)."""
         faults = [f if isinstance(f, FaultRule) else parse_rule(f) for f in options.pop("faults", [])]
-        self.options = EmulatorOptions(
+        self.options = EmulatorOptions.for_profile(
+            profile,
             bars_dir=Path(bars_dir) if bars_dir is not None else None,
             synthetic_seed=synthetic_seed,
             start=start,
