@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from books import assert_books_agree, quiet_snapshot
+
 from cappuccino_daemon.demo.layout import demo_model_ready
 
 RUN_BUDGET_S = 150.0
@@ -41,9 +43,10 @@ def test_readme_run_path_trades_the_demo_model_and_stops_cleanly(tmp_path: Path,
     """Fresh copy → demo model → daemon → filled orders in the journal → SIGINT → exit 0."""
     (tmp_path / "config").mkdir()
     shutil.copy(repo_root / "config" / "daemon.toml", tmp_path / "config" / "daemon.toml")
+    port = _free_port()
     env = {
         **os.environ,
-        "CAPPUCCINO_EMULATOR__PORT": str(_free_port()),
+        "CAPPUCCINO_EMULATOR__PORT": str(port),
         "CAPPUCCINO_EMULATOR__SPEED": "1800",  # an hourly bar every 2 s
         "PYTHONUNBUFFERED": "1",
     }
@@ -80,6 +83,14 @@ def test_readme_run_path_trades_the_demo_model_and_stops_cleanly(tmp_path: Path,
             time.sleep(1.0)
         assert daemon.poll() is None, f"daemon exited early:\n{log_path.read_text()[-4000:]}"
         assert fills >= 2, f"no filled orders within {RUN_BUDGET_S}s:\n{log_path.read_text()[-4000:]}"
+        # Not only fills: journal, virtual books and broker agree, read at a quiet instant of the worker.
+        (journal_path,) = (state_dir / "journal").glob("*.sqlite")
+        snapshot = None
+        while snapshot is None and time.monotonic() < deadline + 60 and daemon.poll() is None:
+            snapshot = quiet_snapshot(journal_path, f"http://127.0.0.1:{port}")
+            time.sleep(0.1)
+        assert snapshot is not None, f"the worker was never quiet:\n{log_path.read_text()[-4000:]}"
+        assert_books_agree(*snapshot)
 
         status = subprocess.run(
             [*cli, "status", "--config", "config/daemon.toml", "--json"],
