@@ -30,18 +30,27 @@ HELD_CHILD = Path(__file__).with_name("held_child.py")
 BARRIER_S = 20.0  # how long a barrier may take on a loaded machine before the test fails
 
 
-class HeldWorker:
-    """The test's handle on the worker: its plan, its control FIFO and the heartbeats it writes."""
+class HeldChild:
+    """The test's handle on a child: its plan, its control FIFO and the liveness it fakes.
 
-    def __init__(self, tmp: Path, ignore_term: bool = False) -> None:
-        self.fifo = tmp / "control.fifo"
-        self.signals = tmp / "signals.txt"
+    A worker is watched through a heartbeat file (``beat``), the emulator through the mtime of its
+    ready file (``touch``), exactly as the loop watches the real ones; the test writes both.
+    """
+
+    def __init__(self, tmp: Path, role: str = WORKER, ignore_term: bool = False) -> None:
+        self.fifo = tmp / f"{role}.fifo"
+        self.signals = tmp / f"{role}-signals.txt"
         self.heartbeat_file = tmp / "heartbeat.json"
+        self.ready_file = tmp / "exchange.ready"
         os.mkfifo(self.fifo)
         flags = ["--ignore-term"] if ignore_term else []
         argv = [sys.executable, "-I", "-S", str(HELD_CHILD), str(self.fifo), str(self.signals), *flags]
-        self.plan = ChildPlan(name=WORKER, argv=argv, heartbeat_file=self.heartbeat_file)
+        if role == WORKER:
+            self.plan = ChildPlan(name=role, argv=argv, heartbeat_file=self.heartbeat_file)
+        else:
+            self.plan = ChildPlan(name=role, argv=argv, ready_file=self.ready_file)
         self._cycles = 0
+        self._touches = 0
         self._fd: int | None = None
 
     def ready(self) -> None:
@@ -81,6 +90,12 @@ class HeldWorker:
         self._cycles += 1
         hb = Heartbeat(time=clock.now(), pid=pid, phase="TRADING", cycles=self._cycles, equity=1000.0)
         write_heartbeat(self.heartbeat_file, hb)
+
+    def touch(self) -> None:
+        """The emulator serving: its ready file exists and its mtime moves (a new value each call)."""
+        self._touches += 1
+        self.ready_file.touch()
+        os.utime(self.ready_file, ns=(self._touches * 10**9, self._touches * 10**9))
 
     def terms(self) -> list[int]:
         """Pids that received SIGTERM, in order."""
@@ -196,8 +211,8 @@ class SteppedLoop:
             raise AssertionError("the supervisor loop raised") from value
 
 
-def make_config(tmp: Path, worker: ChildPlan, **overrides: Any) -> SupervisorConfig:
+def make_config(tmp: Path, worker: ChildPlan, emulator: ChildPlan | None = None) -> SupervisorConfig:
     """The documented defaults (backoff 5..300 s, healthy after 60 s, hang 300 s, SIGKILL after 30 s)."""
     state = tmp / "state"
     state.mkdir(exist_ok=True)
-    return SupervisorConfig(state_dir=state, worker=worker, **overrides)
+    return SupervisorConfig(state_dir=state, worker=worker, emulator=emulator)

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import structlog
-from stepped_loop import BARRIER_S, HeldWorker, SteppedLoop, has_exited, make_config, stop_and_wait, wait_dead
+from stepped_loop import BARRIER_S, HeldChild, SteppedLoop, has_exited, make_config, stop_and_wait, wait_dead
 
 from cappuccino_daemon.supervisor.notify import Notifier
+from cappuccino_daemon.supervisor.runtime import EMULATOR
 
 Logs = list[MutableMapping[str, Any]]
 TICK_S = 0.5  # SupervisorConfig's default tick
@@ -30,35 +31,58 @@ def logs() -> Iterator[Logs]:
         yield captured
 
 
-Rig = Callable[..., tuple[SteppedLoop, HeldWorker]]
+Rig = Callable[..., tuple[SteppedLoop, HeldChild]]
+Rig2 = Callable[..., tuple[SteppedLoop, HeldChild, HeldChild]]
 
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     """Builds a stepped loop around a held worker; afterwards no child, FIFO end or thread remains."""
-    made: list[tuple[SteppedLoop, HeldWorker]] = []
+    made: list[tuple[SteppedLoop, HeldChild]] = []
 
-    def build(ignore_term: bool = False, notifier: Notifier | None = None) -> tuple[SteppedLoop, HeldWorker]:
-        worker = HeldWorker(tmp_path, ignore_term=ignore_term)
+    def build(ignore_term: bool = False, notifier: Notifier | None = None) -> tuple[SteppedLoop, HeldChild]:
+        worker = HeldChild(tmp_path, ignore_term=ignore_term)
         loop = SteppedLoop(make_config(tmp_path, worker.plan), notifier=notifier)
         made.append((loop, worker))
         return loop, worker
 
     yield build
     for loop, worker in made:
-        rec = loop.supervisor.state.children.get("worker")
-        if rec is not None and rec.pid and not has_exited(rec.pid):
+        _tear_down(loop, worker)
+
+
+@pytest.fixture
+def rig2(tmp_path: Path) -> Iterator[Rig2]:
+    """A stepped loop with an embedded (held) emulator and a held worker."""
+    made: list[tuple[SteppedLoop, HeldChild, HeldChild]] = []
+
+    def build() -> tuple[SteppedLoop, HeldChild, HeldChild]:
+        worker, emulator = HeldChild(tmp_path), HeldChild(tmp_path, EMULATOR)
+        loop = SteppedLoop(make_config(tmp_path, worker.plan, emulator.plan))
+        made.append((loop, worker, emulator))
+        return loop, worker, emulator
+
+    yield build
+    for loop, worker, emulator in made:
+        _tear_down(loop, worker, emulator)
+
+
+def _tear_down(loop: SteppedLoop, *held: HeldChild) -> None:
+    """Never leave a held child, a FIFO end or a parked thread behind."""
+    for rec in loop.supervisor.state.children.values():
+        if rec.pid and not has_exited(rec.pid):
             os.killpg(rec.pid, signal.SIGKILL)
-        if loop.exit_code is None:
-            loop.stop()
-        worker.close()
+    if loop.exit_code is None:
+        loop.stop()
+    for child in held:
+        child.close()
 
 
 def _events(logs: Logs, name: str) -> Logs:
     return [e for e in logs if e["event"] == name]
 
 
-def _crash(loop: SteppedLoop, worker: HeldWorker, code: int = 3) -> float:
+def _crash(loop: SteppedLoop, worker: HeldChild, code: int = 3) -> float:
     """The running worker exits with ``code``; returns the fake time of the tick that saw it."""
     pid = loop.record().pid
     assert pid is not None
@@ -117,7 +141,7 @@ def test_a_crash_before_60s_healthy_keeps_doubling(rig: Rig, logs: Logs) -> None
     assert loop.stop() == 0
 
 
-def _hang_until_sigterm(loop: SteppedLoop, worker: HeldWorker, logs: Logs, freeze: bool = False) -> float:
+def _hang_until_sigterm(loop: SteppedLoop, worker: HeldChild, logs: Logs, freeze: bool = False) -> float:
     """Run a worker to its first heartbeat, let it fall silent; the fake time of the SIGTERM tick."""
     rec = loop.record()
     pid = rec.pid
@@ -136,7 +160,7 @@ def _hang_until_sigterm(loop: SteppedLoop, worker: HeldWorker, logs: Logs, freez
     return hung_at
 
 
-def _wait_for_term(worker: HeldWorker, pid: int) -> None:
+def _wait_for_term(worker: HeldChild, pid: int) -> None:
     deadline = time.monotonic() + BARRIER_S
     while pid not in worker.terms():  # barrier: the child's handler has recorded the SIGTERM
         assert time.monotonic() < deadline, "SIGTERM never reached the hung worker"
@@ -217,3 +241,72 @@ def test_watchdog_withheld_while_the_worker_is_hung(rig: Rig, tmp_path: Path) ->
     assert pings and pings[0] <= last_beat + 1.0
     assert not [t for t in pings if silent_from < t < killed_exit]
     assert max(pings) >= killed_exit
+
+
+def _serve(loop: SteppedLoop, worker: HeldChild, emulator: HeldChild, beat: bool = True) -> float:
+    """One tick with the exchange serving (ready file touched) and, when ``beat``, the worker beating."""
+    emulator.touch()
+    pid = loop.record().pid
+    if beat and pid is not None:
+        worker.beat(loop.clock, pid)
+    return loop.step()
+
+
+def _freeze_emulator_until_restart(
+    loop: SteppedLoop, worker: HeldChild, emulator: HeldChild, worker_beats: bool
+) -> tuple[float, float]:
+    """Serve a while, then freeze the exchange (ready file still); (last touch tick, restart tick)."""
+    emu = loop.record(EMULATOR)
+    emulator.ready()
+    for _ in range(10):
+        last_touch = _serve(loop, worker, emulator)
+    assert emu.state == "running" and loop.record().state == "running"
+    pid = loop.record().pid
+    while emu.state != "stopping":  # frozen: no touch; the worker beats or waits on the exchange
+        if worker_beats and pid is not None:
+            worker.beat(loop.clock, pid)
+        loop.step()
+    # The ready file's silence counts like a heartbeat's: hung on the first tick past 300 s.
+    assert loop.now - last_touch == 300.0 + TICK_S
+    assert emu.pid is not None
+    wait_dead(emu.pid)  # it obeys the SIGTERM
+    seen = loop.step()
+    assert (emu.state, emu.last_exit_reason, emu.backoff_s) == ("backoff", "hung", 5.0)
+    restarted = loop.run_until(lambda: emu.state == "starting")
+    assert restarted - seen == 5.0
+    return last_touch, restarted
+
+
+def test_frozen_emulator_is_restarted_not_the_worker(rig2: Rig2, logs: Logs) -> None:
+    loop, worker, emulator = rig2()
+    loop.start()
+    assert [e["child"] for e in _events(logs, "child_spawn")] == ["emulator", "worker"]  # same tick
+    _freeze_emulator_until_restart(loop, worker, emulator, worker_beats=True)
+    emulator.ready()
+    for _ in range(4):
+        _serve(loop, worker, emulator)
+    emu, rec = loop.record(EMULATOR), loop.record()
+    assert emu.state == "running" and emu.hang_kills == 1 and emu.restarts == 1
+    assert (rec.starts, rec.hang_kills, rec.consecutive_failures) == (1, 0, 0)
+    assert [e["child"] for e in _events(logs, "child_hung")] == ["emulator"]
+    assert loop.stop() == 0
+
+
+def test_worker_stalled_by_a_frozen_emulator_is_not_charged(rig2: Rig2, logs: Logs) -> None:
+    # The worker's heartbeat stops with its exchange (it waits on it) for longer than the heartbeat
+    # timeout; the exchange is restarted, and the worker is neither killed nor charged a failure.
+    loop, worker, emulator = rig2()
+    loop.start()
+    _, restarted = _freeze_emulator_until_restart(loop, worker, emulator, worker_beats=False)
+    rec = loop.record()
+    assert (rec.state, rec.starts, rec.hang_kills) == ("running", 1, 0)
+    # Its hang clock restarts once the exchange serves again (the tick after the new emulator's
+    # ready file appears): a worker that stays silent after that is hung exactly 300.5 s later.
+    emulator.ready()
+    hung_at = loop.now
+    while rec.state != "stopping":
+        hung_at = _serve(loop, worker, emulator, beat=False)
+    assert hung_at - restarted == 300.0 + TICK_S
+    assert [e["child"] for e in _events(logs, "child_hung")] == ["emulator", "worker"]
+    assert rec.consecutive_failures == 0 and rec.hang_kills == 1
+    assert loop.stop() == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -214,56 +213,16 @@ def test_worker_given_up_runs_again_after_a_supervisor_restart(harness: Harness)
     assert harness.run_to_exit() == 78
     assert harness.state_json()["children"]["worker"]["state"] == "given_up"
     harness.start()
-    harness.wait_for(lambda: len(_starts(harness)) >= 2, timeout=8, message="worker started again")
-    harness.wait_for(lambda: harness.logs("child_first_heartbeat")[1:], message="second worker running")
+    second = harness.wait_for(lambda: _starts(harness)[1:], timeout=8, message="worker started again")[0]
+    # Keyed on the new worker's pid: whether the first one lived long enough to be seen beating is
+    # a matter of scheduling, so counting first-heartbeat lines would depend on it.
+    harness.wait_for(
+        lambda: [e for e in harness.logs("child_first_heartbeat") if e["pid"] == second["pid"]],
+        message="second worker running",
+    )
     assert harness.logs("given_up_cleared")
     assert harness.stop() == 0
     assert harness.state_json()["children"]["worker"]["state"] == "stopped"
-
-
-def test_frozen_emulator_is_restarted_not_the_worker(harness: Harness) -> None:
-    harness.write_config(worker=[FOREVER], emulator=[FOREVER])
-    harness.start()
-    first = harness.wait_for(lambda: _starts(harness, "emulator"), message="emulator start")[0]
-    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
-    os.kill(first["pid"], signal.SIGSTOP)  # frozen: alive, port open, but its ready file stops moving
-    harness.wait_for(lambda: len(_starts(harness, "emulator")) >= 2, timeout=10, message="emulator restart")
-    hung = harness.logs("child_hung")
-    assert [h["child"] for h in hung] == ["emulator"] and hung[0]["heartbeat_silent_s"] > 1.0
-    assert len(_starts(harness, "worker")) == 1
-    assert harness.stop() == 0
-    assert harness.state_json()["children"]["emulator"]["hang_kills"] == 1
-
-
-def test_worker_stalled_by_a_frozen_emulator_is_not_charged(harness: Harness) -> None:
-    # The worker's heartbeat stops while its exchange is frozen (it waits on the exchange): the exchange
-    # is restarted, and the worker is neither killed as hung nor charged a failure for it.
-    # The exchange's restart (backoff 1 s) outlasts the worker's heartbeat timeout (1 s).
-    harness.write_config(
-        worker=[FOREVER],
-        emulator=[FOREVER],
-        worker_follows_exchange=True,
-        backoff_base_s=1.0,
-        backoff_max_s=2.0,
-    )
-    harness.start()
-    first = harness.wait_for(lambda: _starts(harness, "emulator"), message="emulator start")[0]
-    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
-    os.kill(first["pid"], signal.SIGSTOP)
-    harness.wait_for(lambda: len(_starts(harness, "emulator")) >= 2, timeout=10, message="emulator restart")
-    cycles = _heartbeat_cycles(harness)
-    harness.wait_for(lambda: _heartbeat_cycles(harness) > cycles + 2, message="worker beating again")
-    assert [h["child"] for h in harness.logs("child_hung")] == ["emulator"]
-    assert len(_starts(harness, "worker")) == 1
-    assert harness.stop() == 0
-    worker = harness.state_json()["children"]["worker"]
-    assert worker["hang_kills"] == 0 and worker["consecutive_failures"] == 0 and worker["restarts"] == 0
-
-
-def _heartbeat_cycles(h: Harness) -> int:
-    with contextlib.suppress(OSError, ValueError):
-        return int(json.loads((h.state / "heartbeat.json").read_text())["cycles"])
-    return 0
 
 
 def test_previous_unclean_supervisor_is_reported(harness: Harness) -> None:
