@@ -53,19 +53,7 @@ def test_readme_run_path_trades_the_demo_model_and_stops_cleanly(tmp_path: Path,
     env.pop("NOTIFY_SOCKET", None)
     cli = [sys.executable, "-m", "cappuccino_daemon"]
 
-    assert not demo_model_ready(tmp_path / "demo")
-    demo = subprocess.run(
-        [*cli, "demo", "--dir", "demo", "--trials", "1", "--seconds", "8", "--max-updates", "3"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert demo.returncode == 0, demo.stderr[-3000:]
-    assert demo_model_ready(tmp_path / "demo")
-    manifest = json.loads((tmp_path / "demo" / "best_model" / "cappuccino_manifest.json").read_text())
-    assert "not a strategy" in json.dumps(manifest)
+    _build_demo_model(cli, tmp_path, env)
 
     log_path = tmp_path / "daemon.log"
     with log_path.open("w") as log:
@@ -74,24 +62,7 @@ def test_readme_run_path_trades_the_demo_model_and_stops_cleanly(tmp_path: Path,
         )
     state_dir = tmp_path / "state"
     try:
-        deadline = time.monotonic() + RUN_BUDGET_S
-        fills = 0
-        while time.monotonic() < deadline and daemon.poll() is None:
-            fills = _filled_orders(state_dir) if (state_dir / "journal").is_dir() else 0
-            if fills >= 2:
-                break
-            time.sleep(1.0)
-        assert daemon.poll() is None, f"daemon exited early:\n{log_path.read_text()[-4000:]}"
-        assert fills >= 2, f"no filled orders within {RUN_BUDGET_S}s:\n{log_path.read_text()[-4000:]}"
-        # Not only fills: journal, virtual books and broker agree, read at a quiet instant of the worker.
-        (journal_path,) = (state_dir / "journal").glob("*.sqlite")
-        snapshot = None
-        while snapshot is None and time.monotonic() < deadline + 60 and daemon.poll() is None:
-            snapshot = quiet_snapshot(journal_path, f"http://127.0.0.1:{port}")
-            time.sleep(0.1)
-        assert snapshot is not None, f"the worker was never quiet:\n{log_path.read_text()[-4000:]}"
-        assert_books_agree(*snapshot)
-
+        _trade_until_books_agree(daemon, state_dir, port, log_path)
         status = subprocess.run(
             [*cli, "status", "--config", "config/daemon.toml", "--json"],
             cwd=tmp_path,
@@ -116,3 +87,43 @@ def test_readme_run_path_trades_the_demo_model_and_stops_cleanly(tmp_path: Path,
     for expected in ("validate_ok", "child_spawn", "child_first_heartbeat", "supervisor_exit"):
         assert any(expected in event for event in events), (expected, sorted(set(events))[:60])
     assert (state_dir / "supervisor.json").is_file()
+
+
+def _build_demo_model(cli: list[str], tmp_path: Path, env: dict[str, str]) -> None:
+    """`make run`'s first step on a fresh clone: a tiny demo study whose best trial becomes the model."""
+    assert not demo_model_ready(tmp_path / "demo")
+    demo = subprocess.run(
+        [*cli, "demo", "--dir", "demo", "--trials", "1", "--seconds", "8", "--max-updates", "3"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert demo_model_ready(tmp_path / "demo")
+    manifest = json.loads((tmp_path / "demo" / "best_model" / "cappuccino_manifest.json").read_text())
+    assert "not a strategy" in json.dumps(manifest)
+
+
+def _trade_until_books_agree(
+    daemon: subprocess.Popen[bytes], state_dir: Path, port: int, log_path: Path
+) -> None:
+    """Wait for two filled orders, then check journal, virtual books and broker at a quiet instant."""
+    deadline = time.monotonic() + RUN_BUDGET_S
+    fills = 0
+    while time.monotonic() < deadline and daemon.poll() is None:
+        fills = _filled_orders(state_dir) if (state_dir / "journal").is_dir() else 0
+        if fills >= 2:
+            break
+        time.sleep(1.0)
+    assert daemon.poll() is None, f"daemon exited early:\n{log_path.read_text()[-4000:]}"
+    assert fills >= 2, f"no filled orders within {RUN_BUDGET_S}s:\n{log_path.read_text()[-4000:]}"
+    # Not only fills: journal, virtual books and broker agree, read at a quiet instant of the worker.
+    (journal_path,) = (state_dir / "journal").glob("*.sqlite")
+    snapshot = None
+    while snapshot is None and time.monotonic() < deadline + 60 and daemon.poll() is None:
+        snapshot = quiet_snapshot(journal_path, f"http://127.0.0.1:{port}")
+        time.sleep(0.1)
+    assert snapshot is not None, f"the worker was never quiet:\n{log_path.read_text()[-4000:]}"
+    assert_books_agree(*snapshot)
