@@ -124,7 +124,10 @@ def stop_and_wait(pid: int) -> None:
 
 
 def has_exited(pid: int) -> bool:
-    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # already reaped
+        return True
 
 
 class SteppedLoop:
@@ -200,6 +203,11 @@ class SteppedLoop:
         self._thread.join(BARRIER_S)
         assert self.exit_code is not None
         return self.exit_code
+
+    def close(self) -> None:
+        """Teardown: stop the loop if its thread still runs (a failed test may leave it parked)."""
+        if self._thread.is_alive() and self.exit_code is None:
+            self.stop()
 
     def _receive(self) -> None:
         kind, value = self._to_test.get(timeout=BARRIER_S * 3)

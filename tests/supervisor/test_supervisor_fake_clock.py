@@ -72,8 +72,7 @@ def _tear_down(loop: SteppedLoop, *held: HeldChild) -> None:
     for rec in loop.supervisor.state.children.values():
         if rec.pid and not has_exited(rec.pid):
             os.killpg(rec.pid, signal.SIGKILL)
-    if loop.exit_code is None:
-        loop.stop()
+    loop.close()
     for child in held:
         child.close()
 
