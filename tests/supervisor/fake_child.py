@@ -20,8 +20,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cappuccino_daemon.heartbeat import Heartbeat, write_heartbeat
 
@@ -58,7 +60,7 @@ def main() -> int:
         env_watchdog=os.environ.get("WATCHDOG_USEC"),
         argv=sys.argv[1:],
     )
-    term = {"at": None}
+    term: dict[str, float | None] = {"at": None}
 
     def on_term(signum: int, _frame: object) -> None:
         if term["at"] is None:
@@ -68,6 +70,24 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     if args.ready_file:
         args.ready_file.write_text("ready\n")
+    if _live(args, step, term, record):
+        return 0
+    if step.get("stdout"):
+        print(step["stdout"])
+    if step.get("stderr"):
+        print(step["stderr"], file=sys.stderr)
+    code = int(step.get("exit", 1))
+    record("exit", code=code, why="script")
+    return code
+
+
+def _live(
+    args: argparse.Namespace,
+    step: dict[str, Any],
+    term: dict[str, float | None],
+    record: Callable[..., None],
+) -> bool:
+    """Beat and touch until the script's run time is over (False) or SIGTERM ends it (True)."""
     run_s = step.get("run_s")
     hb_every = float(step.get("hb_every_s", 0.1))
     started = time.monotonic()
@@ -78,9 +98,9 @@ def main() -> int:
         lingered = now - term["at"] if term["at"] is not None else -1.0
         if not step.get("ignore_term") and lingered >= float(step.get("term_delay_s", 0.0)):
             record("exit", code=0, why="sigterm")
-            return 0
+            return True
         if run_s is not None and now - started >= float(run_s):
-            break
+            return False
         if args.ready_file and step.get("heartbeat", True) and now - last_touch >= hb_every:
             last_touch = now
             os.utime(args.ready_file)  # liveness, as the real emulator does while serving
@@ -101,13 +121,6 @@ def main() -> int:
                 ),
             )
         time.sleep(0.01)
-    if step.get("stdout"):
-        print(step["stdout"])
-    if step.get("stderr"):
-        print(step["stderr"], file=sys.stderr)
-    code = int(step.get("exit", 1))
-    record("exit", code=code, why="script")
-    return code
 
 
 def _fresh(path: Path, within_s: float) -> bool:

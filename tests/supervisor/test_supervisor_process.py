@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
 import os
 import signal
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,65 +29,8 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
             os.kill(event["pid"], signal.SIGKILL)
 
 
-def _gaps(h: Harness, role: str = "worker") -> list[float]:
-    """Seconds from each child exit to the next start, measured by the children (CLOCK_MONOTONIC)."""
-    events = [e for e in h.child_events(role) if e["event"] in ("start", "exit")]
-    gaps = []
-    for before, after in itertools.pairwise(events):
-        if before["event"] == "exit" and after["event"] == "start":
-            gaps.append(after["mono"] - before["mono"])
-    return gaps
-
-
 def _starts(h: Harness, role: str = "worker") -> list[dict[str, Any]]:
     return [e for e in h.child_events(role) if e["event"] == "start"]
-
-
-def test_backoff_schedule_then_reset_after_healthy_run(harness: Harness) -> None:
-    # Four instant crashes (0.2, 0.4, 0.8, 0.8 s), a healthy 1.3 s run that crashes (streak reset → 0.2 s).
-    harness.write_config(worker=[CRASH, CRASH, CRASH, CRASH, {"run_s": 1.3, "exit": 3}, FOREVER])
-    harness.start()
-    harness.wait_for(lambda: len(_starts(harness)) >= 6, timeout=15, message="six worker starts")
-    assert harness.stop() == 0
-    gaps = _gaps(harness)
-    expected = [0.2, 0.4, 0.8, 0.8, 0.2]
-    assert len(gaps) == len(expected), gaps
-    for gap, want in zip(gaps, expected, strict=True):
-        assert want - 0.02 <= gap <= want + 0.5, (gaps, expected)
-    chosen = [e["delay_s"] for e in harness.logs("backoff_chosen")]
-    assert chosen == expected
-    assert harness.logs("backoff_reset"), "a healthy run must reset the streak"
-    state = harness.state_json()["children"]["worker"]
-    assert state["restarts"] == 5 and state["starts"] == 6 and state["last_exit_code"] == 0
-
-
-def test_hung_worker_is_terminated_and_restarted(harness: Harness) -> None:
-    harness.write_config(worker=[FOREVER])
-    harness.start()
-    first = harness.wait_for(lambda: _starts(harness), message="worker start")[0]
-    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="first heartbeat")
-    os.kill(first["pid"], signal.SIGSTOP)  # hung: alive but no heartbeat
-    harness.wait_for(lambda: len(_starts(harness)) >= 2, timeout=10, message="restart after hang")
-    hung = harness.logs("child_hung")
-    assert hung and hung[0]["heartbeat_silent_s"] > 1.0
-    exits = harness.logs("child_exit")
-    assert exits[0]["reason"] == "hung"
-    # SIGTERM was followed by SIGCONT, so the stopped worker could exit cleanly on its own.
-    assert any(e["event"] == "sigterm" and e["pid"] == first["pid"] for e in harness.child_events("worker"))
-    assert harness.stop() == 0
-    assert harness.state_json()["children"]["worker"]["hang_kills"] == 1
-
-
-def test_hung_worker_ignoring_sigterm_gets_sigkill(harness: Harness) -> None:
-    harness.write_config(worker=[{"run_s": None, "ignore_term": True}, FOREVER])
-    harness.start()
-    first = harness.wait_for(lambda: _starts(harness), message="worker start")[0]
-    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="first heartbeat")
-    os.kill(first["pid"], signal.SIGSTOP)
-    harness.wait_for(lambda: len(_starts(harness)) >= 2, timeout=10, message="restart after SIGKILL")
-    exit_log = harness.logs("child_exit")[0]
-    assert exit_log["signal"] == "SIGKILL" and exit_log["reason"] == "hung"
-    assert harness.stop() == 0
 
 
 def test_restart_counts_survive_supervisor_sigkill(harness: Harness) -> None:
@@ -121,7 +61,12 @@ def test_orphan_that_ignores_sigterm_is_reaped_by_the_next_supervisor(harness: H
     first = harness.wait_for(lambda: _starts(harness), message="worker start")[0]
     harness.wait_for(lambda: harness.state_json()["children"]["worker"]["pid"] == first["pid"], message="pid")
     harness.kill()
-    time.sleep(0.3)
+    # Barrier, not a sleep: PDEATHSIG's SIGTERM has reached the fake worker, which records and ignores it.
+    harness.wait_for(
+        lambda: any(e["event"] == "sigterm" for e in harness.child_events("worker")),
+        message="PDEATHSIG SIGTERM at the orphan",
+        running=False,
+    )
     assert pid_alive(first["pid"]), "the fake worker ignores PDEATHSIG's SIGTERM"
     harness.start()
     harness.wait_for(lambda: len(_starts(harness)) >= 2, timeout=10, message="new worker")
@@ -170,12 +115,12 @@ def test_worker_exit_0_is_a_deliberate_stop(harness: Harness) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_drains_the_worker_and_exits_0(harness: Harness, sig: int) -> None:
-    harness.write_config(worker=[{"run_s": None, "term_delay_s": 0.3}])
+    # A generous stop timeout: the worker's 0.3 s drain must never race the SIGKILL on a loaded machine.
+    harness.write_config(worker=[{"run_s": None, "term_delay_s": 0.3}], stop_timeout_s=30.0)
     harness.start()
     harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
-    started = time.monotonic()
-    assert harness.stop(sig) == 0
-    assert time.monotonic() - started < 3.0
+    assert harness.stop(sig, timeout=60) == 0
+    assert harness.logs("child_stopped")[0]["killed"] is False  # it drained on SIGTERM, no SIGKILL
     worker = harness.child_events("worker")
     assert [e["event"] for e in worker][-2:] == ["sigterm", "exit"]
     assert worker[-1]["why"] == "sigterm"
@@ -230,32 +175,6 @@ def test_sd_notify_protocol_on_a_real_socket(harness: Harness, tmp_path: Path) -
     assert harness.logs("child_first_heartbeat")[0]["timestamp"] <= harness.logs("sd_ready")[0]["timestamp"]
 
 
-def test_watchdog_withheld_while_worker_is_hung(harness: Harness, tmp_path: Path) -> None:
-    path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(0.05)
-    received: list[tuple[float, str]] = []
-    try:
-        harness.write_config(worker=[{"run_s": None, "ignore_term": True}, FOREVER], stop_timeout_s=1.5)
-        harness.start(NOTIFY_SOCKET=path, WATCHDOG_USEC="100000")  # ping every 50 ms when healthy
-        first = harness.wait_for(lambda: _starts(harness), message="worker start")[0]
-        harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="heartbeat")
-        os.kill(first["pid"], signal.SIGSTOP)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len(_starts(harness)) < 2:
-            with contextlib.suppress(TimeoutError):
-                received.append((time.monotonic(), sock.recv(4096).decode()))
-        hung_seen = harness.logs("child_hung")
-        assert hung_seen and len(_starts(harness)) >= 2
-        assert harness.stop() == 0
-    finally:
-        sock.close()
-    pings = [t for t, m in received if m == "WATCHDOG=1"]
-    longest_gap = max(b - a for a, b in itertools.pairwise(pings))
-    assert longest_gap >= 1.5  # heartbeat timeout 1 s + SIGKILL grace: no pings while hung
-
-
 def test_second_supervisor_is_refused_by_the_lock(harness: Harness, tmp_path: Path) -> None:
     harness.write_config(worker=[FOREVER])
     first = harness.start()
@@ -294,56 +213,16 @@ def test_worker_given_up_runs_again_after_a_supervisor_restart(harness: Harness)
     assert harness.run_to_exit() == 78
     assert harness.state_json()["children"]["worker"]["state"] == "given_up"
     harness.start()
-    harness.wait_for(lambda: len(_starts(harness)) >= 2, timeout=8, message="worker started again")
-    harness.wait_for(lambda: harness.logs("child_first_heartbeat")[1:], message="second worker running")
+    second = harness.wait_for(lambda: _starts(harness)[1:], timeout=8, message="worker started again")[0]
+    # Keyed on the new worker's pid: whether the first one lived long enough to be seen beating is
+    # a matter of scheduling, so counting first-heartbeat lines would depend on it.
+    harness.wait_for(
+        lambda: [e for e in harness.logs("child_first_heartbeat") if e["pid"] == second["pid"]],
+        message="second worker running",
+    )
     assert harness.logs("given_up_cleared")
     assert harness.stop() == 0
     assert harness.state_json()["children"]["worker"]["state"] == "stopped"
-
-
-def test_frozen_emulator_is_restarted_not_the_worker(harness: Harness) -> None:
-    harness.write_config(worker=[FOREVER], emulator=[FOREVER])
-    harness.start()
-    first = harness.wait_for(lambda: _starts(harness, "emulator"), message="emulator start")[0]
-    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
-    os.kill(first["pid"], signal.SIGSTOP)  # frozen: alive, port open, but its ready file stops moving
-    harness.wait_for(lambda: len(_starts(harness, "emulator")) >= 2, timeout=10, message="emulator restart")
-    hung = harness.logs("child_hung")
-    assert [h["child"] for h in hung] == ["emulator"] and hung[0]["heartbeat_silent_s"] > 1.0
-    assert len(_starts(harness, "worker")) == 1
-    assert harness.stop() == 0
-    assert harness.state_json()["children"]["emulator"]["hang_kills"] == 1
-
-
-def test_worker_stalled_by_a_frozen_emulator_is_not_charged(harness: Harness) -> None:
-    # The worker's heartbeat stops while its exchange is frozen (it waits on the exchange): the exchange
-    # is restarted, and the worker is neither killed as hung nor charged a failure for it.
-    # The exchange's restart (backoff 1 s) outlasts the worker's heartbeat timeout (1 s).
-    harness.write_config(
-        worker=[FOREVER],
-        emulator=[FOREVER],
-        worker_follows_exchange=True,
-        backoff_base_s=1.0,
-        backoff_max_s=2.0,
-    )
-    harness.start()
-    first = harness.wait_for(lambda: _starts(harness, "emulator"), message="emulator start")[0]
-    harness.wait_for(lambda: harness.logs("child_first_heartbeat"), message="worker running")
-    os.kill(first["pid"], signal.SIGSTOP)
-    harness.wait_for(lambda: len(_starts(harness, "emulator")) >= 2, timeout=10, message="emulator restart")
-    cycles = _heartbeat_cycles(harness)
-    harness.wait_for(lambda: _heartbeat_cycles(harness) > cycles + 2, message="worker beating again")
-    assert [h["child"] for h in harness.logs("child_hung")] == ["emulator"]
-    assert len(_starts(harness, "worker")) == 1
-    assert harness.stop() == 0
-    worker = harness.state_json()["children"]["worker"]
-    assert worker["hang_kills"] == 0 and worker["consecutive_failures"] == 0 and worker["restarts"] == 0
-
-
-def _heartbeat_cycles(h: Harness) -> int:
-    with contextlib.suppress(OSError, ValueError):
-        return int(json.loads((h.state / "heartbeat.json").read_text())["cycles"])
-    return 0
 
 
 def test_previous_unclean_supervisor_is_reported(harness: Harness) -> None:

@@ -62,10 +62,14 @@ def check_books_agree(loop: WorkerLoop, emu: EmulatorThread) -> None:
     assert len(coids) == len(set(coids)), "duplicate client_order_id at the broker"
     intents = {i.client_order_id: i for i in journal.intents()}
     assert set(coids) == {c for c, i in intents.items() if i.attempts > 0}, "broker and journal disagree"
+    booked = {f["client_order_id"]: Decimal(f["qty"]) for f in journal.fills()}
     for order in orders:
         intent = intents[order["client_order_id"]]
         assert intent.status == "filled" and intent.applied
         assert intent.filled_qty == Decimal(order["filled_qty"])
+        # The fill booked into the virtual account has the broker's quantity, not just the intent row.
+        assert booked.get(order["client_order_id"]) == Decimal(order["filled_qty"]), order["client_order_id"]
+    assert set(booked) == {o["client_order_id"] for o in orders if Decimal(o["filled_qty"]) > 0}
     # Virtual cash = capital + the env's fee arithmetic over the journaled fills.
     profile = spec.profile
     cash = profile.initial_capital

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,6 +46,9 @@ from cappuccino_daemon.demo.shaping import TRAIN_REWARD, CashBudgetEnv
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import DEFAULT_TRAINING_TICKERS, FEATURES_11, EnvProfile, Normalisation
 from cappuccino_daemon.policy.envsim import TradingEnv
+
+if TYPE_CHECKING:
+    from cappuccino_daemon.model.manifest import ManifestProfile
 
 log = get_logger(__name__)
 
@@ -149,29 +152,13 @@ class _Objective:
         opts, market = self.opts, self.market
         number, trial_id = int(trial.number), int(trial._trial_id)
         folder_name = f"trial_{number}_{TIMEFRAME}"
-        trial.set_user_attr("timeframe", TIMEFRAME)
-        trial.set_user_attr("name_folder", f"cwd_tests/{folder_name}")
-        trial.set_user_attr("model_name", "ppo")
-        trial.set_user_attr("demo", True)
+        _tag_trial(trial, folder_name)
         params = suggest_params(trial)
         lookback = int(params["lookback"])
         norms = normalisation(params)
         profile = self._profile(params)
-        config = ppo_config(params)
-
-        width = opts.episode_len + 2 * lookback
+        trainer = self._trainer(params, lookback, norms, profile, number)
         train_lo, train_hi = market.train
-        starts = np.arange(train_lo, train_hi - width + 1, dtype=np.int64)
-        n_tickers = len(market.tickers)
-        state_dim = 1 + n_tickers + len(FEATURES_11) * n_tickers * lookback
-        trainer = PPOTrainer(
-            state_dim,
-            n_tickers,
-            config,
-            lambda s: CashBudgetEnv(self._env(s, s + width, lookback, norms, profile)),
-            starts,
-            seed=opts.seed * 10_007 + number,
-        )
         obj_hi = min(train_hi, train_lo + opts.objective_rows + 2 * lookback)
         share = (self.deadline - started) / max(self.trials_left, 1)
         train_deadline = started + share - self.overhead_s
@@ -185,26 +172,7 @@ class _Objective:
             trainer.actor,
             [partial(self._env, lo, hi, lookback, norms, profile) for lo, hi in market.eval_windows],
         )
-        bot, hodl = evaluation.sharpe_list_bot, evaluation.sharpe_list_hodl
-        attrs: dict[str, Any] = {
-            "sharpe_list_bot": bot,
-            "sharpe_list_hodl": hodl,
-            "mean_sharpe_bot": float(np.mean(bot)),
-            "mean_sharpe_hodl": float(np.mean(hodl)),
-            "std_sharpe_bot": float(np.std(bot)),
-            "description": description(report.train_seconds),
-            "tickers": list(market.tickers),
-            "market": f"synthetic seed {market.market_seed}, {TIMEFRAME} bars from {MARKET_START:%Y-%m-%d}",
-            "train_window": list(market.time_range(*market.train)),
-            "eval_windows": [list(market.time_range(lo, hi)) for lo, hi in market.eval_windows],
-            "train_updates": report.updates,
-            "train_env_steps": report.env_steps,
-            "train_seconds": round(report.train_seconds, 3),
-            "train_objective_before": report.objective_before,
-            "train_objective_after": report.objective_after,
-            "eval_trades": [w.trades for w in evaluation.windows],
-            "train_reward": TRAIN_REWARD,
-        }
+        attrs = self._trial_attrs(report, evaluation)
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         score = evaluation.score
@@ -228,21 +196,79 @@ class _Objective:
         self.outcomes.append(outcome)
         self.trials_left -= 1
         self.overhead_s = max(0.2, (self.monotonic() - started) - report.train_seconds)
-        log.info(
-            "demo_trial_done",
-            label=LABEL,
-            number=number,
-            folder=str(folder),
-            value=round(score, 4),
-            updates=report.updates,
-            env_steps=report.env_steps,
-            steps_per_s=round(report.steps_per_second),
-            train_s=round(report.train_seconds, 2),
-            stopped_by=report.stopped_by,
-            objective_before=round(report.objective_before, 6),
-            objective_after=round(report.objective_after, 6),
-        )
+        _log_trial_done(number, folder, score, report)
         return score
+
+    def _trainer(
+        self, params: dict[str, Any], lookback: int, norms: Normalisation, profile: EnvProfile, number: int
+    ) -> PPOTrainer:
+        """A PPO trainer on random episode windows of the training span (seeded per trial)."""
+        opts, market = self.opts, self.market
+        config = ppo_config(params)
+
+        width = opts.episode_len + 2 * lookback
+        train_lo, train_hi = market.train
+        starts = np.arange(train_lo, train_hi - width + 1, dtype=np.int64)
+        n_tickers = len(market.tickers)
+        state_dim = 1 + n_tickers + len(FEATURES_11) * n_tickers * lookback
+        return PPOTrainer(
+            state_dim,
+            n_tickers,
+            config,
+            lambda s: CashBudgetEnv(self._env(s, s + width, lookback, norms, profile)),
+            starts,
+            seed=opts.seed * 10_007 + number,
+        )
+
+    def _trial_attrs(self, report: TrainReport, evaluation: Evaluation) -> dict[str, Any]:
+        """The user attrs FinRL_Crypto's tooling reads (Sharpe lists) plus what the demo measured."""
+        market = self.market
+        bot, hodl = evaluation.sharpe_list_bot, evaluation.sharpe_list_hodl
+        attrs: dict[str, Any] = {
+            "sharpe_list_bot": bot,
+            "sharpe_list_hodl": hodl,
+            "mean_sharpe_bot": float(np.mean(bot)),
+            "mean_sharpe_hodl": float(np.mean(hodl)),
+            "std_sharpe_bot": float(np.std(bot)),
+            "description": description(report.train_seconds),
+            "tickers": list(market.tickers),
+            "market": f"synthetic seed {market.market_seed}, {TIMEFRAME} bars from {MARKET_START:%Y-%m-%d}",
+            "train_window": list(market.time_range(*market.train)),
+            "eval_windows": [list(market.time_range(lo, hi)) for lo, hi in market.eval_windows],
+            "train_updates": report.updates,
+            "train_env_steps": report.env_steps,
+            "train_seconds": round(report.train_seconds, 3),
+            "train_objective_before": report.objective_before,
+            "train_objective_after": report.objective_after,
+            "eval_trades": [w.trades for w in evaluation.windows],
+            "train_reward": TRAIN_REWARD,
+        }
+        return attrs
+
+
+def _tag_trial(trial: Any, folder_name: str) -> None:
+    """The attrs that make the trial look like a FinRL_Crypto one (folder name, model kind)."""
+    trial.set_user_attr("timeframe", TIMEFRAME)
+    trial.set_user_attr("name_folder", f"cwd_tests/{folder_name}")
+    trial.set_user_attr("model_name", "ppo")
+    trial.set_user_attr("demo", True)
+
+
+def _log_trial_done(number: int, folder: Path, score: float, report: TrainReport) -> None:
+    log.info(
+        "demo_trial_done",
+        label=LABEL,
+        number=number,
+        folder=str(folder),
+        value=round(score, 4),
+        updates=report.updates,
+        env_steps=report.env_steps,
+        steps_per_s=round(report.steps_per_second),
+        train_s=round(report.train_seconds, 2),
+        stopped_by=report.stopped_by,
+        objective_before=round(report.objective_before, 6),
+        objective_after=round(report.objective_after, 6),
+    )
 
 
 def write_trial_folder(
@@ -264,7 +290,6 @@ def write_trial_folder(
         Manifest,
         ManifestArchitecture,
         ManifestNormalisation,
-        ManifestProfile,
         ManifestSource,
         write_manifest,
     )
@@ -290,23 +315,30 @@ def write_trial_folder(
         normalisation=ManifestNormalisation(
             cash=norms.cash, stocks=norms.stocks, tech=norms.tech, reward=norms.reward, action=norms.action
         ),
-        env_profile=ManifestProfile(
-            name=profile.name,
-            initial_capital=profile.initial_capital,
-            buy_cost_pct=profile.buy_cost_pct,
-            sell_cost_pct=profile.sell_cost_pct,
-            safety_factor=profile.safety_factor,
-            min_cash_reserve=profile.min_cash_reserve,
-            minimum_qty=list(profile.minimum_qty),
-            forced_sell_cooldown_steps=profile.forced_sell_cooldown_steps,
-            forced_sell_fraction=profile.forced_sell_fraction,
-        ),
+        env_profile=_manifest_profile(profile),
         params=params,
         user_attrs=user_attrs,
         actor_sha256=sha256_file(actor_file),
         notes=[str(user_attrs.get("description", LABEL))],
     )
     write_manifest(folder, manifest)
+
+
+def _manifest_profile(profile: EnvProfile) -> ManifestProfile:
+    """The env profile as the manifest records it (every field the trading env depends on)."""
+    from cappuccino_daemon.model.manifest import ManifestProfile
+
+    return ManifestProfile(
+        name=profile.name,
+        initial_capital=profile.initial_capital,
+        buy_cost_pct=profile.buy_cost_pct,
+        sell_cost_pct=profile.sell_cost_pct,
+        safety_factor=profile.safety_factor,
+        min_cash_reserve=profile.min_cash_reserve,
+        minimum_qty=list(profile.minimum_qty),
+        forced_sell_cooldown_steps=profile.forced_sell_cooldown_steps,
+        forced_sell_fraction=profile.forced_sell_fraction,
+    )
 
 
 def point_best(out_dir: Path, folder_name: str) -> Path:
@@ -327,7 +359,6 @@ def run_demo(
     monotonic: Callable[[], float] = time.monotonic,
 ) -> DemoResult:
     """Build the market, run ``opts.trials`` trials within ``opts.seconds`` (counted from ``started``)."""
-    import optuna
 
     t0 = monotonic() if started is None else started
     out_dir = opts.out_dir
@@ -344,17 +375,7 @@ def run_demo(
         tickers=",".join(opts.tickers),
     )
     market = build_market(opts.tickers, opts.n_bars, opts.market_seed)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = f"sqlite:///{db_path}"
-    probe = optuna.create_study(
-        storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True
-    )
-    sampler = optuna.samplers.TPESampler(seed=opts.seed + len(probe.trials))
-    study = optuna.create_study(
-        storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True, sampler=sampler
-    )
-    study.set_user_attr("demo", True)
-    study.set_user_attr("description", "demo study on a synthetic market, not a strategy")
+    study = _open_study(db_path, opts.seed)
     objective = _Objective(opts, market, db_path, t0 + opts.seconds - opts.reserve_s, monotonic)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny nets: one thread is faster and deterministic
@@ -363,6 +384,42 @@ def run_demo(
     finally:
         torch.set_num_threads(threads)
     result = DemoResult(out_dir=out_dir, db_path=db_path, study_name=STUDY_NAME, outcomes=objective.outcomes)
+    ranked = _point_at_best(study, out_dir, result)
+    result.seconds = monotonic() - t0
+    _write_summary(out_dir, result, market, opts, ranked)
+    log.info(
+        "demo_done",
+        label=LABEL,
+        best_number=result.best_number,
+        best_value=result.best_value,
+        best_model=str(result.best_link) if result.best_link else None,
+        seconds=round(result.seconds, 2),
+    )
+    return result
+
+
+def _open_study(db_path: Path, seed: int) -> Any:
+    """The demo study in its SQLite db; the sampler seed moves on with every trial already there."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{db_path}"
+    probe = optuna.create_study(
+        storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True
+    )
+    sampler = optuna.samplers.TPESampler(seed=seed + len(probe.trials))
+    study = optuna.create_study(
+        storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True, sampler=sampler
+    )
+    study.set_user_attr("demo", True)
+    study.set_user_attr("description", "demo study on a synthetic market, not a strategy")
+    return study
+
+
+def _point_at_best(study: Any, out_dir: Path, result: DemoResult) -> list[tuple[float, int]]:
+    """Rank complete trials with a written actor (best value, then lowest number); link the best."""
+    import optuna
+
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     folders = {t.number: out_dir / TRIALS_RELDIR / f"trial_{t.number}_{TIMEFRAME}" for t in complete}
     ranked = sorted(
@@ -376,7 +433,13 @@ def run_demo(
     if ranked:
         result.best_value, result.best_number = ranked[0]
         result.best_link = point_best(out_dir, folders[result.best_number].name)
-    result.seconds = monotonic() - t0
+    return ranked
+
+
+def _write_summary(
+    out_dir: Path, result: DemoResult, market: DemoMarket, opts: DemoOptions, ranked: list[tuple[float, int]]
+) -> None:
+    """demo_summary.json: what this run trained and which trial best_model points at."""
     atomic_write_json(
         out_dir / SUMMARY_FILE,
         {
@@ -396,12 +459,3 @@ def run_demo(
             "written_utc": datetime.now(UTC).isoformat(),
         },
     )
-    log.info(
-        "demo_done",
-        label=LABEL,
-        best_number=result.best_number,
-        best_value=result.best_value,
-        best_model=str(result.best_link) if result.best_link else None,
-        seconds=round(result.seconds, 2),
-    )
-    return result

@@ -256,19 +256,7 @@ def build_manifest(
 
     notes: list[str] = list(extra_notes)
     params = trial.params
-    if info is not None:
-        lookback = lookback_or_refuse(info)
-        notes += _check_shapes(trial, info, lookback, force)
-        n, net_dim = info.n_tickers, info.net_dim
-    else:
-        if "lookback" not in params or "net_dimension" not in params:
-            raise ConfigError(
-                f"{output_dir / ACTOR_FILE} is missing and the trial params lack lookback/net_dimension, so "
-                "the architecture is unknown. Fix: copy actor.pth into the output folder first."
-            )
-        lookback, net_dim = int(params["lookback"]), int(params["net_dimension"])
-        n = _count_without_actor(trial, tickers, output_dir)
-        notes.append("not pinned to weights (no sha256); re-run trial-metadata once actor.pth is there")
+    lookback, n, net_dim = _shape(trial, info, tickers, output_dir, force, notes)
     chosen, ticker_notes = choose_tickers(trial, n, tickers, force, output_dir)
     notes += ticker_notes
     norms, norm_notes = decode_norms(params, f"trial {_label(trial)}")
@@ -285,14 +273,7 @@ def build_manifest(
     state_dim = 1 + n + n * len(FEATURES_11) * lookback
     return Manifest(
         created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-        source=ManifestSource(
-            study=trial.study,
-            number=trial.number,
-            trial_id=trial.trial_id,
-            origin=trial.origin,
-            db=str(db) if db else None,
-            value=trial.value,
-        ),
+        source=_source(trial, db),
         architecture=ManifestArchitecture(
             state_dim=info.state_dim if info else state_dim,
             net_dim=net_dim,
@@ -311,6 +292,42 @@ def build_manifest(
         user_attrs=user_attrs,
         actor_sha256=info.sha256 if info else None,
         notes=notes,
+    )
+
+
+def _shape(
+    trial: TrialData,
+    info: CheckpointInfo | None,
+    tickers: Sequence[str] | None,
+    output_dir: Path,
+    force: bool,
+    notes: list[str],
+) -> tuple[int, int, int]:
+    """(lookback, tickers, net width): from the weights when there are any, else from the trial params."""
+    params = trial.params
+    if info is not None:
+        lookback = lookback_or_refuse(info)
+        notes += _check_shapes(trial, info, lookback, force)
+        return lookback, info.n_tickers, info.net_dim
+    if "lookback" not in params or "net_dimension" not in params:
+        raise ConfigError(
+            f"{output_dir / ACTOR_FILE} is missing and the trial params lack lookback/net_dimension, so "
+            "the architecture is unknown. Fix: copy actor.pth into the output folder first."
+        )
+    lookback, net_dim = int(params["lookback"]), int(params["net_dimension"])
+    n = _count_without_actor(trial, tickers, output_dir)
+    notes.append("not pinned to weights (no sha256); re-run trial-metadata once actor.pth is there")
+    return lookback, n, net_dim
+
+
+def _source(trial: TrialData, db: Path | None) -> ManifestSource:
+    return ManifestSource(
+        study=trial.study,
+        number=trial.number,
+        trial_id=trial.trial_id,
+        origin=trial.origin,
+        db=str(db) if db else None,
+        value=trial.value,
     )
 
 

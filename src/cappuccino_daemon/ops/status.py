@@ -287,42 +287,9 @@ def collect_status(
     worker = _worker_section(
         child if isinstance(child, dict) else None, heartbeat["pid"] if heartbeat else None, now
     )
-
-    journal: dict[str, Any] | None = None
-    account: dict[str, Any] | None = None
-    if inputs.journal_file is not None:
-        try:
-            view = read_journal(inputs.journal_file, summary=True)
-        except Exception as exc:
-            problems.append(str(exc))
-        else:
-            journal = _journal_section(view, inputs.journal_note)
-            account = account_section(view)
-    else:
-        problems.append(f"no journal: {inputs.journal_note} (the worker creates it on its first bar)")
-
+    journal, account = _journal_and_account(inputs, problems)
     running = bool((supervisor and supervisor["alive"]) or worker["alive"])
-    if supervisor is not None and not supervisor["alive"]:
-        problems.append(
-            f"supervisor pid {supervisor['pid']} is not running (last status {supervisor['status']!r})"
-        )
-    if heartbeat is None:
-        problems.append(f"no heartbeat at {inputs.heartbeat_file}")
-    elif heartbeat["stale"]:
-        problems.append(
-            f"heartbeat is {heartbeat['age_s']:.0f}s old (stale after {inputs.heartbeat_stale_after_s:.0f}s)"
-        )
-    if running and not worker["alive"]:
-        problems.append(
-            f"worker is not running (state {worker.get('state')!r}, backoff {worker.get('backoff_s')}s)"
-        )
-    nothing = supervisor is None and heartbeat is None and journal is None
-    if nothing or not running:
-        cfg = f" --config {inputs.config_file}" if inputs.config_file else ""
-        problems.append(
-            ("nothing has run with this state folder yet" if nothing else "the daemon is not running")
-            + f" ({inputs.state_dir}); start it with `cappuccino-paper run{cfg}`"
-        )
+    problems += _liveness_problems(inputs, supervisor, heartbeat, worker, journal is None, running)
     label = demo_label(inputs.model_dir)
     return {
         "schema": STATUS_SCHEMA,
@@ -348,3 +315,52 @@ def collect_status(
         "journal": journal,
         "account": account,
     }
+
+
+def _journal_and_account(
+    inputs: StatusInputs, problems: list[str]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The journal and virtual-account sections; a missing or unreadable journal becomes a problem."""
+    if inputs.journal_file is None:
+        problems.append(f"no journal: {inputs.journal_note} (the worker creates it on its first bar)")
+        return None, None
+    try:
+        view = read_journal(inputs.journal_file, summary=True)
+    except Exception as exc:
+        problems.append(str(exc))
+        return None, None
+    return _journal_section(view, inputs.journal_note), account_section(view)
+
+
+def _liveness_problems(
+    inputs: StatusInputs,
+    supervisor: dict[str, Any] | None,
+    heartbeat: dict[str, Any] | None,
+    worker: dict[str, Any],
+    no_journal: bool,
+    running: bool,
+) -> list[str]:
+    """What is not running or stale, each as one line; the last one says how to start the daemon."""
+    problems: list[str] = []
+    if supervisor is not None and not supervisor["alive"]:
+        problems.append(
+            f"supervisor pid {supervisor['pid']} is not running (last status {supervisor['status']!r})"
+        )
+    if heartbeat is None:
+        problems.append(f"no heartbeat at {inputs.heartbeat_file}")
+    elif heartbeat["stale"]:
+        problems.append(
+            f"heartbeat is {heartbeat['age_s']:.0f}s old (stale after {inputs.heartbeat_stale_after_s:.0f}s)"
+        )
+    if running and not worker["alive"]:
+        problems.append(
+            f"worker is not running (state {worker.get('state')!r}, backoff {worker.get('backoff_s')}s)"
+        )
+    nothing = supervisor is None and heartbeat is None and no_journal
+    if nothing or not running:
+        cfg = f" --config {inputs.config_file}" if inputs.config_file else ""
+        problems.append(
+            ("nothing has run with this state folder yet" if nothing else "the daemon is not running")
+            + f" ({inputs.state_dir}); start it with `cappuccino-paper run{cfg}`"
+        )
+    return problems

@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,7 +58,10 @@ class Supervisor:
         clock: Clock | None = None,
         notifier: Notifier | None = None,
         install_signals: bool = True,
+        wait: Callable[[float], None] | None = None,
     ) -> None:
+        """``wait`` blocks between ticks (default: the signal-aware waker); tests pass one that steps a
+        fake clock, so backoff and hang sequences are checked tick by tick without wall-clock windows."""
         self.cfg = config
         self.clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
@@ -65,6 +69,7 @@ class Supervisor:
         self.state = SupervisorState()
         self._install_signals = install_signals
         self._waker = Waker()
+        self._wait = wait or self._waker.wait
         self._stop_signal: int | None = None
         self._hup = False
         self._exit_code: int | None = None
@@ -98,7 +103,7 @@ class Supervisor:
         self.state.ready_at = None
         for stale in set(self.state.children) - {p.name for p in plans}:
             del self.state.children[stale]  # e.g. the emulator after switching to alpaca-paper
-        resume.reap_orphans(self._children, self.cfg.stop_timeout_s, self._waker.wait, self.clock.monotonic)
+        resume.reap_orphans(self._children, self.cfg.stop_timeout_s, self._wait, self.clock.monotonic)
         self._save(force=True)
         log.info(
             "supervisor_start",
@@ -119,7 +124,7 @@ class Supervisor:
         while self._exit_code is None and self._stop_signal is None:
             self._tick()
             if self._exit_code is None and self._stop_signal is None:
-                self._waker.wait(self._next_wait())
+                self._wait(self._next_wait())
         if self._exit_code is None:
             assert self._stop_signal is not None
             log.info("stop_requested", signal=signal.Signals(self._stop_signal).name)
@@ -149,7 +154,7 @@ class Supervisor:
             stop_timeout_s=self.cfg.stop_timeout_s,
             notifier=self.notifier,
             clock=self.clock,
-            wait=self._waker.wait,
+            wait=self._wait,
             stop_requested=lambda: self._stop_signal is not None,
         )
         if outcome.ok:
@@ -183,9 +188,7 @@ class Supervisor:
             child.record.state = "stopping"
             self._save(force=True)
             pid = child.proc.pid
-            info, killed = stop_child(
-                child.proc, self.cfg.stop_timeout_s, self._waker.wait, self.clock.monotonic
-            )
+            info, killed = stop_child(child.proc, self.cfg.stop_timeout_s, self._wait, self.clock.monotonic)
             log.info(
                 "child_stopped",
                 child=child.plan.name,
