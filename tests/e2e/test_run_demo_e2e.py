@@ -123,7 +123,7 @@ def _build_demo_model(cli: list[str], tmp_path: Path, env: dict[str, str]) -> No
 def _trade_until_books_agree(
     daemon: subprocess.Popen[bytes], state_dir: Path, port: int, log_path: Path
 ) -> None:
-    """Wait for buys and sells filled on two coins, then check journal, books and broker at a quiet instant."""
+    """Wait for buys and sells filled on two coins, then check journal, books and broker when quiet."""
     deadline = time.monotonic() + RUN_BUDGET_S
     sides: dict[str, set[str]] = {}
     while time.monotonic() < deadline and daemon.poll() is None:
