@@ -135,7 +135,7 @@ def test_worker_under_run_gets_its_paths_from_the_environment(
     args = build_parser().parse_args(plan.worker.argv[plan.worker.argv.index("worker") :])
     opts = worker_options(worker_settings(args), exchange_wait_s=args.exchange_wait)
     assert opts.heartbeat_file == plan.worker.heartbeat_file
-    assert opts.exchange_ready_file == plan.emulator.ready_file if plan.emulator else False
+    assert plan.emulator is not None and opts.exchange_ready_file == plan.emulator.ready_file
     assert opts.broker_url == "http://127.0.0.1:8799" and opts.exchange_wait_s == 120.0
 
 
