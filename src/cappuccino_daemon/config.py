@@ -438,7 +438,8 @@ def setting_type(section: type[BaseModel], key: str) -> Callable[[str], Any]:
         except ValidationError as exc:
             err = next((e for e in exc.errors() if e["loc"][:1] == (key,)), exc.errors()[0])
             rule = str(err["msg"]).removeprefix("Value error, ")
-            raise argparse.ArgumentTypeError(f"{text!r}: {rule} (the rule of the setting {key})") from None
+            where = f"[{section.__name__.removesuffix('Section').lower()}] {key}"
+            raise argparse.ArgumentTypeError(f"{text!r}: {rule} (the rule of the setting {where})") from None
 
     return parse
 

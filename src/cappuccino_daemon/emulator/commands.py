@@ -49,6 +49,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(trading under /v2, crypto data under /v1beta3, admin under /admin).",
     )
     p.add_argument("--config", type=Path, help="daemon TOML; its [emulator] section (default: the defaults)")
+    _add_market_flags(p)
+    _add_exchange_flags(p)
+    p.add_argument("--ready-file", type=Path, help="write the base URL here once listening")
+    p.add_argument("--log-level", type=setting("LoggingSection", "level"), help="default [logging] level")
+    p.add_argument(
+        "--log-file",
+        type=Path,
+        help="also write JSON logs here (default <paths.logs>/emulator.log when [logging] file = true in "
+        "--config)",
+    )
+    p.set_defaults(handler=_run_emulator)
+
+
+def _add_market_flags(p: argparse.ArgumentParser) -> None:
+    """Overrides of the [emulator] settings: where it listens and which market it serves."""
     p.add_argument("--host", help="listen address (default [emulator] host, 127.0.0.1)")
     p.add_argument("--port", type=port, help="listen port; 0 picks a free one (default [emulator] port)")
     source = p.add_mutually_exclusive_group()
@@ -68,6 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="simulated seconds per wall second; 0 freezes the clock (default [emulator] speed, 1)",
     )
     p.add_argument("--state", type=Path, metavar="FILE", help="SQLite file keeping account, orders and clock")
+
+
+def _add_exchange_flags(p: argparse.ArgumentParser) -> None:
+    """The exchange's rules and fault injection (emulator-only; no setting behind them)."""
     p.add_argument(
         "--page-size", type=at_least(1), default=1000, help="market-data points per page (default 1000)"
     )
@@ -113,15 +132,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="inject a fault, e.g. orders_submit:503:0.2 or bars:latency=2:1 (repeatable)",
     )
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault dice")
-    p.add_argument("--ready-file", type=Path, help="write the base URL here once listening")
-    p.add_argument("--log-level", type=setting("LoggingSection", "level"), help="default [logging] level")
-    p.add_argument(
-        "--log-file",
-        type=Path,
-        help="also write JSON logs here (default <paths.logs>/emulator.log when "
-        "[logging] file = true in --config)",
-    )
-    p.set_defaults(handler=_run_emulator)
 
 
 def emulator_settings(args: argparse.Namespace) -> DaemonSettings:

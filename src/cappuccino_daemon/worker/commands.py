@@ -37,6 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "idempotently, journal everything. Settings come from --config (else the defaults); each flag "
         "overrides one setting. Exit 78 on configuration/credential problems.",
     )
+    p.add_argument("--config", type=Path, help="daemon TOML (default config/daemon.toml when present)")
+    _add_setting_flags(p)
+    _add_run_flags(p)
+    p.set_defaults(handler=_run_worker)
+
+
+def _add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that override one setting each (see ``OVERRIDES``)."""
     w = "WorkerSection"
     p.add_argument("--model-dir", type=Path, help="trial folder with actor.pth (default: [model] dir)")
     p.add_argument("--tickers", nargs="+", help="tickers (space or comma separated); the model's order wins")
@@ -50,7 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=setting(w, "history_hours"),
         help="indicator history (raised to 300 bars if smaller)",
     )
-    p.add_argument("--config", type=Path, help="daemon TOML (default config/daemon.toml when present)")
     p.add_argument("--heartbeat-file", type=Path, help="default <paths.state>/heartbeat.json")
     p.add_argument("--broker-url", help="trading API base URL (data too for the emulator)")
     p.add_argument("--data-url", help="market-data API base URL")
@@ -58,16 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--broker", type=setting("BrokerSection", "kind"), help="emulator or alpaca-paper ([broker] kind)"
     )
     p.add_argument("--state-dir", type=Path, help="state folder (journal, heartbeat)")
-    p.add_argument(
-        "--journal", type=Path, help="journal SQLite file (default <state>/journal/<model>.sqlite)"
-    )
-    p.add_argument("--max-cycles", type=_positive_int, help="stop after N processed bars (tests, demos)")
-    p.add_argument(
-        "--max-clock-skew",
-        type=float,
-        help="refuse to trade beyond this local-vs-broker skew in seconds (default [worker] "
-        "max_clock_skew_s for alpaca-paper; off for the emulator, whose clock is simulated; <= 0: off)",
-    )
     p.add_argument(
         "--grace",
         type=setting(w, "bar_close_grace_s"),
@@ -85,13 +82,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         "broker request; the model is loaded and checked meanwhile (`run` sets it through "
         "CAPPUCCINO_WORKER__EXCHANGE_READY_FILE)",
     )
+    p.add_argument("--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of this run only, with no setting behind them."""
+    p.add_argument(
+        "--journal", type=Path, help="journal SQLite file (default <state>/journal/<model>.sqlite)"
+    )
+    p.add_argument("--max-cycles", type=_positive_int, help="stop after N processed bars (tests, demos)")
+    p.add_argument(
+        "--max-clock-skew",
+        type=float,
+        help="refuse to trade beyond this local-vs-broker skew in seconds (default [worker] "
+        "max_clock_skew_s for alpaca-paper; off for the emulator, whose clock is simulated; <= 0: off)",
+    )
     p.add_argument(
         "--exchange-wait",
         type=_positive,
         help="seconds to wait for the ready file (default twice [supervisor] emulator_ready_timeout_s)",
     )
-    p.add_argument("--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    p.set_defaults(handler=_run_worker)
 
 
 def _positive(text: str) -> float:
