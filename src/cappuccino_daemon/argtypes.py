@@ -65,3 +65,19 @@ def at_least(low: int) -> Callable[[str], int]:
 
 
 usd_amount = finite_float(0.0, MAX_USD, low_open=True, what="an amount in USD")
+
+
+def setting(section: str, key: str) -> Callable[[str], object]:
+    """A flag overriding ``config.<section>.<key>``, checked by that setting's own rules.
+
+    ``section`` names the settings class (e.g. ``"WorkerSection"``); pydantic is imported only when a
+    flag is actually given, so building the parser stays light.
+    """
+
+    def parse(text: str) -> object:
+        from cappuccino_daemon import config
+
+        return config.setting_type(getattr(config, section), key)(text)
+
+    parse.__name__ = key
+    return parse

@@ -1,28 +1,34 @@
 """``config/daemon.toml``: the one file a user edits, loaded once, validated, frozen.
 
 Sources, strongest first: environment (``CAPPUCCINO_<SECTION>__<KEY>``), then the TOML file, then the
-defaults below. Relative paths are resolved against the project root: the parent of the folder holding
+defaults below. This module is the only place a default is written down: each composition root
+(worker, emulator, supervisor) derives its component configuration from a ``DaemonSettings``, and a
+command-line flag is an override applied to it (``apply_overrides``) and validated by the same field
+rules. Relative paths are resolved against the project root: the parent of the folder holding
 the TOML when that folder is named ``config`` (so ``config/daemon.toml`` paths read from the checkout),
 otherwise the TOML's own folder. Alpaca keys are never read from the TOML (see ``load_alpaca_credentials``).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
+import sys
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
-    TomlConfigSettingsSource,
 )
 
 from cappuccino_daemon.errors import ConfigError
@@ -30,6 +36,12 @@ from cappuccino_daemon.errors import ConfigError
 ENV_PREFIX = "CAPPUCCINO_"
 DEFAULT_CONFIG = Path("config/daemon.toml")
 SECRET_KEYS = {"api_key", "api_secret", "key_id", "secret_key", "alpaca_api_key", "alpaca_api_secret"}
+DEFAULT_SYNTHETIC_SEED = 7  # the embedded and the standalone emulator serve the same synthetic market
+
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable overriding ``[section] key`` (how ``run`` hands run-specific paths on)."""
+    return f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
 
 
 class _Section(BaseModel):
@@ -53,6 +65,13 @@ class WorkerSection(_Section):
     )
     fill_timeout_s: float = Field(default=30.0, gt=0, description="Bounded wait for sells to fill.")
     http_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of every broker call.")
+    heartbeat_file: Path | None = Field(
+        default=None, description="Default <paths.state>/heartbeat.json; `run` sets the file it watches."
+    )
+    exchange_ready_file: Path | None = Field(
+        default=None,
+        description="Set by `run` for the embedded emulator: wait for this file before the first request.",
+    )
 
 
 class BrokerSection(_Section):
@@ -66,7 +85,9 @@ class EmulatorSection(_Section):
     port: int = Field(default=8765, ge=0, le=65535)
     speed: float = Field(default=1.0, ge=0, description="Simulated seconds per wall second.")
     start: datetime | None = Field(default=None, description="Simulated start (UTC); default: now.")
-    synthetic_seed: int | None = Field(default=7, description="Synthetic market seed (when no bars_dir).")
+    synthetic_seed: int = Field(
+        default=DEFAULT_SYNTHETIC_SEED, description="Synthetic market seed (when no bars_dir)."
+    )
     bars_dir: Path | None = None
     state_file: Path | None = Field(
         default=None, description="Account/orders/clock SQLite; default <paths.state>/emulator.sqlite."
@@ -80,12 +101,9 @@ class EmulatorSection(_Section):
     position_lag_s: float | None = Field(default=None, ge=0, description="Positions trail fills (sim s).")
     assets: Path | None = Field(default=None, description="Asset rules JSON (order size/price steps).")
 
-
-# Placeholders the supervisor fills into the ``*_command`` overrides (see supervisor/plans.py).
-COMMAND_PLACEHOLDERS = frozenset(
-    {"python", "config", "heartbeat_file", "broker_url", "state_dir", "host", "port", "ready_file"}
-)
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+    ready_file: Path | None = Field(
+        default=None, description="Written with the base URL once serving; `run` sets the file it watches."
+    )
 
 
 class SupervisorSection(_Section):
@@ -95,26 +113,6 @@ class SupervisorSection(_Section):
     heartbeat_timeout_s: float = Field(default=300.0, gt=0, description="Stale heartbeat = hung worker.")
     stop_timeout_s: float = Field(default=30.0, gt=0, description="SIGTERM→SIGKILL grace for children.")
     emulator_ready_timeout_s: float = Field(default=60.0, gt=0, description="Embedded emulator start limit.")
-    validate_timeout_s: float = Field(default=600.0, gt=0, description="Pre-start model validation limit.")
-    # Advanced/testing overrides (argv lists; placeholders {python} {config} {heartbeat_file} {broker_url}
-    # {state_dir} {host} {port} {ready_file} are filled in). Leave unset in production.
-    worker_command: list[str] | None = Field(default=None, description="Override the worker argv.")
-    validate_command: list[str] | None = Field(default=None, description="Override the validate argv.")
-    emulator_command: list[str] | None = Field(default=None, description="Override the emulator argv.")
-
-    @field_validator("worker_command", "validate_command", "emulator_command")
-    @classmethod
-    def _known_placeholders(cls, argv: list[str] | None) -> list[str] | None:
-        unknown = sorted(
-            {m for part in argv or [] for m in _PLACEHOLDER.findall(part)} - COMMAND_PLACEHOLDERS
-        )
-        if unknown:
-            known = ", ".join("{" + k + "}" for k in sorted(COMMAND_PLACEHOLDERS))
-            raise ValueError(
-                f"unknown placeholder {', '.join('{' + u + '}' for u in unknown)}; known: {known}. Fix or "
-                "remove the setting (it is an advanced/testing override)"
-            )
-        return argv
 
     @model_validator(mode="after")
     def _backoff_cap_not_below_base(self) -> SupervisorSection:
@@ -163,6 +161,7 @@ class DaemonSettings(BaseSettings):
     logging: LoggingSection = LoggingSection()
     metrics: MetricsSection = MetricsSection()
     source_file: Path | None = None
+    file_data: ClassVar[dict[str, Any] | None] = None  # the parsed TOML (see ``_from_file``)
 
     @model_validator(mode="after")
     def _embedded_emulator_needs_a_fixed_port(self) -> DaemonSettings:
@@ -183,10 +182,10 @@ class DaemonSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = settings_cls.model_config.get("toml_file")
+        file_data = getattr(settings_cls, "file_data", None)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        if file_data:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=file_data))
         return tuple(sources)
 
 
@@ -305,9 +304,42 @@ def _missing_config_message(config_file: Path) -> str:
     )
 
 
-def load_settings(path: Path | None = None, *, require_model_dir: bool = True) -> DaemonSettings:
-    """Read, validate and resolve the daemon configuration; any problem is a ``ConfigError``."""
-    config_file = Path(path) if path is not None else DEFAULT_CONFIG
+# Keys older versions accepted. A harmless one is ignored with a warning so an existing file still
+# loads; one that changed what runs is refused, since ignoring it would silently run something else.
+RETIRED_KEYS: dict[tuple[str, str], str | None] = {
+    ("supervisor", "validate_timeout_s"): None,
+    **{
+        ("supervisor", key): (
+            "the test hooks worker_command/validate_command/emulator_command were removed: `run` always "
+            "starts `cappuccino-paper worker --config FILE` (and `emulator --config FILE`), and the worker "
+            "checks the model itself before trading. Remove the key; to run your own program, run it "
+            "yourself instead of `cappuccino-paper run`"
+        )
+        for key in ("worker_command", "validate_command", "emulator_command")
+    },
+}
+
+
+def _retire_keys(config_file: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` without the retired keys: harmless ones warn on stderr, the others are a ConfigError."""
+    cleaned = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for (section, key), refusal in RETIRED_KEYS.items():
+        table = cleaned.get(section)
+        if not isinstance(table, dict) or key not in table:
+            continue
+        if refusal is not None:
+            raise ConfigError(f"{config_file}: [{section}] {key} is no longer supported; {refusal}.")
+        del table[key]
+        print(
+            f"cappuccino-paper: warning: {config_file}: [{section}] {key} is no longer used and is ignored "
+            "(the separate validation process it limited is gone: the worker checks the model itself). "
+            "Remove the line.",
+            file=sys.stderr,
+        )
+    return cleaned
+
+
+def _read_toml(config_file: Path) -> dict[str, Any]:
     if not config_file.is_file():
         raise ConfigError(_missing_config_message(config_file))
     try:
@@ -332,43 +364,60 @@ def load_settings(path: Path | None = None, *, require_model_dir: bool = True) -
             "remove them and set ALPACA_API_KEY and ALPACA_API_SECRET in the environment, or use a "
             "systemd credential (LoadCredential=alpaca_api_key / alpaca_api_secret)."
         )
-    settings_cls = type(
-        "FileDaemonSettings",
-        (DaemonSettings,),
-        {"model_config": SettingsConfigDict(**{**DaemonSettings.model_config, "toml_file": config_file})},
-    )
-    try:
-        settings: DaemonSettings = settings_cls(source_file=config_file.resolve())
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(config_file, exc)) from None
-    except SettingsError as exc:
-        raise ConfigError(_format_settings_error(config_file, exc)) from None
+    return _retire_keys(config_file, raw)
 
+
+def _build(label: Path, file_data: dict[str, Any] | None, **init: Any) -> DaemonSettings:
+    """Defaults < ``file_data`` < environment < ``init``; any problem is one ConfigError paragraph."""
+    settings_cls = type("FileDaemonSettings", (DaemonSettings,), {"file_data": file_data})
+    try:
+        settings: DaemonSettings = settings_cls(**init)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(label, exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(_format_settings_error(label, exc)) from None
+    return settings
+
+
+def _resolve_paths(settings: DaemonSettings, config_file: Path) -> DaemonSettings:
+    """Relative paths → absolute (see the module doc); systemd's directories win for state and logs."""
     root = settings.paths.root or project_root_for(config_file)
     root = _resolve(project_root_for(config_file), root) or root
     model_dir = _resolve(root, settings.model.dir)
-    assert model_dir is not None
     state_dir = _systemd_dir("STATE_DIRECTORY") or _resolve(root, settings.paths.state)
-    assert state_dir is not None
-    resolved = settings.model_copy(
+    assert model_dir is not None and state_dir is not None
+    emu, worker = settings.emulator, settings.worker
+    default_emu_state = state_dir / "emulator.sqlite" if emu.persist else None
+    logs = _systemd_dir("LOGS_DIRECTORY") or _resolve(root, settings.paths.logs)
+    return settings.model_copy(
         update={
             "model": settings.model.model_copy(update={"dir": model_dir}),
-            "paths": settings.paths.model_copy(
+            "paths": settings.paths.model_copy(update={"root": root, "state": state_dir, "logs": logs}),
+            "worker": worker.model_copy(
                 update={
-                    "root": root,
-                    "state": state_dir,
-                    "logs": _systemd_dir("LOGS_DIRECTORY") or _resolve(root, settings.paths.logs),
+                    "heartbeat_file": _resolve(root, worker.heartbeat_file),
+                    "exchange_ready_file": _resolve(root, worker.exchange_ready_file),
                 }
             ),
-            "emulator": settings.emulator.model_copy(
+            "emulator": emu.model_copy(
                 update={
-                    "bars_dir": _resolve(root, settings.emulator.bars_dir),
-                    "state_file": _resolve(root, settings.emulator.state_file)
-                    or (state_dir / "emulator.sqlite" if settings.emulator.persist else None),
+                    "bars_dir": _resolve(root, emu.bars_dir),
+                    "state_file": _resolve(root, emu.state_file) or default_emu_state,
+                    "ready_file": _resolve(root, emu.ready_file),
+                    "assets": _resolve(root, emu.assets),
                 }
             ),
         }
     )
+
+
+def load_settings(path: Path | None = None, *, require_model_dir: bool = True) -> DaemonSettings:
+    """Read, validate and resolve the daemon configuration; any problem is a ``ConfigError``."""
+    config_file = Path(path) if path is not None else DEFAULT_CONFIG
+    raw = _read_toml(config_file)
+    settings = _build(config_file, raw, source_file=config_file.resolve())
+    resolved = _resolve_paths(settings, config_file)
+    model_dir = resolved.model.dir
     if require_model_dir and not model_dir.is_dir():
         raise ConfigError(
             f"{config_file}: [model] dir = {str(settings.model.dir)!r} resolves to {model_dir}, which does "
@@ -377,6 +426,58 @@ def load_settings(path: Path | None = None, *, require_model_dir: bool = True) -
             "`cappuccino-paper demo`."
         )
     return resolved
+
+
+def settings_without_file(model_dir: Path | None = None) -> DaemonSettings:
+    """The defaults plus ``CAPPUCCINO_*`` environment overrides, for a command run without ``--config``.
+
+    ``model_dir`` stands in for ``[model] dir`` (the current folder when the command serves no model).
+    Paths stay as given (relative to the current folder); nothing is resolved against a project root.
+    """
+    label = Path("(defaults; no --config file)")
+    return _build(label, None, model={"dir": model_dir if model_dir is not None else Path(".")})
+
+
+def setting_type(section: type[BaseModel], key: str) -> Callable[[str], Any]:
+    """argparse ``type=`` checking a flag by the rules of ``[section] key`` (exit 2 naming the flag)."""
+
+    def parse(text: str) -> Any:
+        try:
+            return getattr(section.model_validate({key: text}), key)
+        except ValidationError as exc:
+            err = next((e for e in exc.errors() if e["loc"][:1] == (key,)), exc.errors()[0])
+            rule = str(err["msg"]).removeprefix("Value error, ")
+            where = f"[{section.__name__.removesuffix('Section').lower()}] {key}"
+            raise argparse.ArgumentTypeError(f"{text!r}: {rule} (the rule of the setting {where})") from None
+
+    return parse
+
+
+def apply_overrides(
+    settings: DaemonSettings, overrides: Mapping[tuple[str, str], tuple[str, Any]]
+) -> DaemonSettings:
+    """``settings`` with ``{(section, key): (flag, value)}`` applied; a ``None`` value is no override.
+
+    Each touched section is validated again with the override in place, so a flag obeys the rules of
+    the TOML key it replaces; a refusal names the flag and the key.
+    """
+    update: dict[str, dict[str, Any]] = {}
+    for (section, key), (_flag, value) in overrides.items():
+        if value is not None:
+            update.setdefault(section, {})[key] = value
+    sections: dict[str, BaseModel] = {}
+    for section, values in update.items():
+        current: BaseModel = getattr(settings, section)
+        try:
+            sections[section] = type(current).model_validate({**current.model_dump(), **values})
+        except ValidationError as exc:
+            flags = [flag for (sec, key), (flag, v) in overrides.items() if sec == section and v is not None]
+            problems = "; ".join(_describe_error(err) for err in exc.errors())
+            raise ConfigError(
+                f"Invalid command-line override ({', '.join(flags)}) of [{section}]: {problems}. Fix the "
+                f"flag value, or drop the flag to use the configured one."
+            ) from None
+    return settings.model_copy(update=sections)
 
 
 @dataclass(frozen=True)

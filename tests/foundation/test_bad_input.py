@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from cappuccino_daemon.config import COMMAND_PLACEHOLDERS, DaemonSettings, load_settings
+from cappuccino_daemon.config import DaemonSettings, load_settings
 from cappuccino_daemon.errors import EX_CONFIG, ConfigError
 
 
@@ -101,7 +101,7 @@ def test_every_float_setting_refuses_non_finite_numbers(
     [
         ("[supervisor]\nbackoff_base_s = 50\nbackoff_max_s = 4\n", ["backoff_max_s", "backoff_base_s"]),
         ("[emulator]\nport = 0\n", ["[emulator] port = 0", "8765"]),
-        ('[supervisor]\nworker_command = ["{python}", "{nope}"]\n', ["worker_command", "{nope}", "{python}"]),
+        ('[supervisor]\nworker_command = ["python", "x"]\n', ["worker_command", "no longer supported"]),
     ],
 )
 def test_validate_and_run_refuse_the_same_rules_alike(tmp_path: Path, body: str, needles: list[str]) -> None:
@@ -113,16 +113,6 @@ def test_validate_and_run_refuse_the_same_rules_alike(tmp_path: Path, body: str,
         messages.append(err.split(": ", 1)[1])
     assert messages[0] == messages[1]
     assert not (tmp_path / "st").exists()  # run refused before creating anything
-
-
-def test_every_known_placeholder_is_one_the_supervisor_fills(tmp_path: Path) -> None:
-    """config.COMMAND_PLACEHOLDERS and supervisor/plans.py agree: each name is accepted by both."""
-    from cappuccino_daemon.supervisor.plans import build_config
-
-    argv = ", ".join(f'"{{{name}}}"' for name in sorted(COMMAND_PLACEHOLDERS))
-    config = _project(tmp_path, f"[supervisor]\nworker_command = [{argv}]\n")
-    plan = build_config(load_settings(config), config)
-    assert plan.worker.argv and not any("{" in part for part in plan.worker.argv)
 
 
 def test_config_path_that_is_a_directory_says_so(tmp_path: Path) -> None:

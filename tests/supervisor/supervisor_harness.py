@@ -1,4 +1,5 @@
-"""Runs the real supervisor (``python -m cappuccino_daemon run``) against scripted fake children."""
+"""Runs the real supervisor (``run``'s code path, via the test-only ``run_with_fakes.py``) against
+scripted fake children, injected through ``ChildCommands`` instead of the user's TOML."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 FAKE_CHILD = Path(__file__).with_name("fake_child.py")
+RUN_WITH_FAKES = Path(__file__).with_name("run_with_fakes.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Backoff, reset and hang timing is asserted on a fake clock (test_supervisor_fake_clock.py); here the
@@ -42,6 +44,7 @@ class Harness:
         self.events = tmp / "events.jsonl"
         self.log_path = tmp / "supervisor.log"
         self.config = tmp / "daemon.toml"
+        self.fakes = tmp / "fakes.json"
         (tmp / "model").mkdir(exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -54,15 +57,14 @@ class Harness:
         **supervisor: Any,
     ) -> None:
         sup = {**FAST, **supervisor}
-        follow = ["--exchange-ready-file", "{ready_file}"] if worker_follows_exchange else []
-        sup["worker_command"] = fake_command(
-            self.events, "worker", worker, "--heartbeat-file", "{heartbeat_file}", *follow
-        )
-        sup["validate_command"] = fake_command(self.events, "validate", validate or [{"run_s": 0, "exit": 0}])
-        if emulator is not None:
-            sup["emulator_command"] = fake_command(
-                self.events, "emulator", emulator, "--ready-file", "{ready_file}"
-            )
+        fakes = {
+            "events": str(self.events),
+            "worker": worker,
+            "worker_follows_exchange": worker_follows_exchange,
+            "validate": validate or [{"run_s": 0, "exit": 0}],
+            "emulator": emulator,
+        }
+        self.fakes.write_text(json.dumps(fakes))
         lines = [
             "[model]",
             f"dir = {_toml_value(str(self.tmp / 'model'))}",
@@ -96,7 +98,7 @@ class Harness:
     def start(self, **env: str) -> subprocess.Popen[bytes]:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cappuccino_daemon", "run", "--config", str(self.config)],
+            [sys.executable, str(RUN_WITH_FAKES), str(self.config), str(self.fakes)],
             env=self.env(**env),
             stdout=log,
             stderr=log,

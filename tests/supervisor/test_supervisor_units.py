@@ -295,14 +295,18 @@ def test_plans_follow_systemd_state_directory(tmp_path: Path, monkeypatch: pytes
     assert plan.state_dir == tmp_path / "var-lib"
     # The worker checks the model itself (exit 78 before any broker request): no separate validation.
     assert plan.emulator is not None and plan.validate_argv is None
-    emu = plan.emulator.argv
-    assert emu[emu.index("--state") + 1] == str(tmp_path / "var-lib" / "emulator.sqlite")
-    assert emu[emu.index("--synthetic") + 1] == "3" and "--ready-file" in emu
-    worker = plan.worker.argv
-    assert worker[worker.index("--heartbeat-file") + 1] == str(tmp_path / "var-lib" / "heartbeat.json")
-    assert worker[worker.index("--broker-url") + 1] == "http://127.0.0.1:8799"
-    ready = worker[worker.index("--exchange-ready-file") + 1]
-    assert ready == emu[emu.index("--ready-file") + 1] == str(tmp_path / "var-lib" / "emulator.ready")
+    # Children get the file and the environment (STATE_DIRECTORY is inherited), never re-serialised flags.
+    assert plan.emulator.argv[-3:] == ["emulator", "--config", str(config)]
+    assert plan.worker.argv[-3:] == ["worker", "--config", str(config)]
+    assert load_settings(config).emulator.state_file == tmp_path / "var-lib" / "emulator.sqlite"
+    # What the supervisor watches travels as CAPPUCCINO_<SECTION>__<KEY> overrides.
+    ready = str(tmp_path / "var-lib" / "emulator.ready")
+    assert plan.emulator.env == {"CAPPUCCINO_EMULATOR__READY_FILE": ready}
+    assert plan.worker.env == {
+        "CAPPUCCINO_WORKER__HEARTBEAT_FILE": str(tmp_path / "var-lib" / "heartbeat.json"),
+        "CAPPUCCINO_WORKER__EXCHANGE_READY_FILE": ready,
+        "CAPPUCCINO_BROKER__URL": "http://127.0.0.1:8799",
+    }
     # What `run` hands to the lean supervisor across exec is the same plan.
     log = LogPlan(level="DEBUG", json=True, file=str(tmp_path / "logs" / "supervisor.log"))
     assert decode(encode(plan, log)) == (plan, log)

@@ -1,6 +1,8 @@
 """``cappuccino-paper emulator``: the local Alpaca paper exchange as a long-running process.
 
-Imports nothing heavy at module level; the handler pulls in starlette/uvicorn/numpy when it runs.
+Imports nothing heavy at module level; the handler pulls in starlette/uvicorn/numpy when it runs. The
+market and where it listens come from the ``[emulator]`` settings (``--config``, else the defaults), with
+the flags as overrides, so ``run``'s embedded exchange and a standalone one serve the same market.
 """
 
 from __future__ import annotations
@@ -10,11 +12,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cappuccino_daemon.argtypes import at_least, finite_float, port, usd_amount
+from cappuccino_daemon.argtypes import at_least, finite_float, port, setting, usd_amount
 from cappuccino_daemon.errors import ConfigError
 
 if TYPE_CHECKING:
+    from cappuccino_daemon.config import DaemonSettings
     from cappuccino_daemon.emulator.options import EmulatorOptions
+
+# Each flag overrides one [emulator] setting (None: not given).
+OVERRIDES: dict[str, tuple[str, str]] = {
+    "host": ("emulator", "host"),
+    "port": ("emulator", "port"),
+    "bars_dir": ("emulator", "bars_dir"),
+    "synthetic": ("emulator", "synthetic_seed"),
+    "start": ("emulator", "start"),
+    "speed": ("emulator", "speed"),
+    "state": ("emulator", "state_file"),
+    "ready_file": ("emulator", "ready_file"),
+    "profile": ("emulator", "profile"),
+    "rate_limit": ("emulator", "rate_limit"),
+    "partial_fill_rate": ("emulator", "partial_fill_rate"),
+    "position_lag_s": ("emulator", "position_lag_s"),
+    "assets": ("emulator", "assets"),
+    "log_level": ("logging", "level"),
+}
 
 
 def _iso(text: str) -> datetime:
@@ -32,16 +53,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="A local paper exchange that alpaca-py talks to through url_override "
         "(trading under /v2, crypto data under /v1beta3, admin under /admin).",
     )
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=port, default=8765, help="listen port; 0 picks a free one (default 8765)")
+    p.add_argument("--config", type=Path, help="daemon TOML; its [emulator] section (default: the defaults)")
+    _add_market_flags(p)
+    _add_exchange_flags(p)
+    p.add_argument("--ready-file", type=Path, help="write the base URL here once listening")
+    p.add_argument("--log-level", type=setting("LoggingSection", "level"), help="default [logging] level")
+    p.add_argument(
+        "--log-file",
+        type=Path,
+        help="also write JSON logs here (default <paths.logs>/emulator.log when [logging] file = true in "
+        "--config)",
+    )
+    p.set_defaults(handler=_run_emulator)
+
+
+def _add_market_flags(p: argparse.ArgumentParser) -> None:
+    """Overrides of the [emulator] settings: where it listens and which market it serves."""
+    p.add_argument("--host", help="listen address (default [emulator] host, 127.0.0.1)")
+    p.add_argument("--port", type=port, help="listen port; 0 picks a free one (default [emulator] port)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--bars-dir", type=Path, help="replay BASE-QUOTE_1h.csv files from this folder")
     source.add_argument(
         "--synthetic",
-        type=int,
+        type=setting("EmulatorSection", "synthetic_seed"),
         metavar="SEED",
-        default=None,
-        help="seeded synthetic market for the seven coins (default, seed 1)",
+        help="seeded synthetic market for the seven coins (default, [emulator] synthetic_seed = 7)",
     )
     p.add_argument(
         "--start", type=_iso, help="simulated start time (default: now, or 6 weeks into --bars-dir)"
@@ -49,10 +85,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--speed",
         type=finite_float(0.0, what="a speed"),
-        default=1.0,
-        help="simulated seconds per wall second; 0 freezes the clock (default 1)",
+        help="simulated seconds per wall second; 0 freezes the clock (default [emulator] speed, 1)",
     )
     p.add_argument("--state", type=Path, metavar="FILE", help="SQLite file keeping account, orders and clock")
+
+
+def _add_exchange_flags(p: argparse.ArgumentParser) -> None:
+    """The exchange's rules and fault injection (emulator-only; no setting behind them)."""
     p.add_argument(
         "--page-size", type=at_least(1), default=1000, help="market-data points per page (default 1000)"
     )
@@ -99,26 +138,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault dice")
     _add_strict_flags(p)
-    p.add_argument("--ready-file", type=Path, help="write the base URL here once listening")
-    p.add_argument("--log-level", default="INFO")
-    p.add_argument("--log-file", type=Path, help="also write JSON logs here (rotating)")
-    p.set_defaults(handler=_run_emulator)
 
 
 def _add_strict_flags(p: argparse.ArgumentParser) -> None:
-    """The strict behaviours; unset flags take the --profile's value (see EmulatorOptions.strict)."""
+    """Alpaca's hard edges; each overrides the [emulator] key of the same name, unset ones take the
+    profile's value (see EmulatorOptions.strict)."""
     from cappuccino_daemon.emulator.options import DEFAULT_PROFILE, PROFILES
 
     p.add_argument(
         "--profile",
         choices=PROFILES,
-        default=DEFAULT_PROFILE,
-        help="lenient (instant whole fills, no budget) or strict (Alpaca's rules); default "
-        + DEFAULT_PROFILE,
+        help=f"lenient (instant whole fills, no budget) or strict (Alpaca's rules); default [emulator] "
+        f"profile, else {DEFAULT_PROFILE}",
     )
     p.add_argument(
         "--lenient",
         action="store_true",
+        default=None,
         help="no request budget, whole instant fills, no position lag, 1e-9 steps (overrides the others)",
     )
     p.add_argument(
@@ -145,39 +181,52 @@ def _add_strict_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def strict_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The strict-behaviour flags given on the command line (unset ones keep the profile's value)."""
-    given = {
-        "rate_limit": args.rate_limit,
-        "partial_fill_rate": args.partial_fill_rate,
-        "position_lag_s": args.position_lag_s,
-        "assets": args.assets,
-    }
-    return {name: value for name, value in given.items() if value is not None}
+def emulator_settings(args: argparse.Namespace) -> DaemonSettings:
+    """--config (else the defaults and environment) with the flags applied as overrides."""
+    from cappuccino_daemon.config import apply_overrides, load_settings, settings_without_file
+
+    settings = load_settings(args.config, require_model_dir=False) if args.config else settings_without_file()
+    values = vars(args)
+    if args.synthetic is not None:  # the flags are exclusive; --synthetic replaces a configured bars_dir
+        values = {**values, "bars_dir": None}
+        settings = settings.model_copy(
+            update={"emulator": settings.emulator.model_copy(update={"bars_dir": None})}
+        )
+    flags = {key: ("--" + name.replace("_", "-"), values[name]) for name, key in OVERRIDES.items()}
+    if args.lenient:
+        flags[("emulator", "lenient")] = ("--lenient", True)
+    return apply_overrides(settings, flags)
 
 
-def build_options(args: argparse.Namespace) -> EmulatorOptions:
-    """The parsed flags as ``EmulatorOptions``: the --profile, then explicit flags, then --lenient."""
+def emulator_options(settings: DaemonSettings, args: argparse.Namespace) -> EmulatorOptions:
+    """The emulator's composition root: the market from ``[emulator]``, the exchange rules from flags."""
     from decimal import Decimal
 
     from cappuccino_daemon.emulator.faults import parse_rule
-    from cappuccino_daemon.emulator.options import EmulatorOptions
+    from cappuccino_daemon.emulator.options import DEFAULT_PROFILE, EmulatorOptions
 
     try:
         faults = [parse_rule(spec) for spec in args.fault]
     except ValueError as exc:
         raise ConfigError(f"emulator --fault: {exc}. Example: --fault orders_submit:503:0.2") from exc
+    emu = settings.emulator
+    strict = {
+        "rate_limit": emu.rate_limit,
+        "partial_fill_rate": emu.partial_fill_rate,
+        "position_lag_s": emu.position_lag_s,
+        "assets": emu.assets,
+    }
     options = EmulatorOptions.for_profile(
-        args.profile,
-        **strict_overrides(args),
+        emu.profile or DEFAULT_PROFILE,
+        **{name: value for name, value in strict.items() if value is not None},
         maker_fee=Decimal(str(args.maker_fee_pct)) / 100,
-        host=args.host,
-        port=args.port,
-        bars_dir=args.bars_dir,
-        synthetic_seed=1 if args.synthetic is None else args.synthetic,
-        start=args.start,
-        speed=args.speed,
-        state_file=args.state,
+        host=emu.host,
+        port=emu.port,
+        bars_dir=emu.bars_dir,
+        synthetic_seed=emu.synthetic_seed,
+        start=emu.start,
+        speed=emu.speed,
+        state_file=emu.state_file,
         page_size=args.page_size,
         fill_delay_s=args.fill_delay_s,
         slippage_bps=args.slippage_bps,
@@ -188,15 +237,24 @@ def build_options(args: argparse.Namespace) -> EmulatorOptions:
         reject_exponent=args.reject_exponent,
         faults=faults,
         fault_seed=args.fault_seed,
-        ready_file=args.ready_file,
+        ready_file=emu.ready_file,
     )
-    return options.lenient() if args.lenient else options
+    return options.lenient() if emu.lenient else options
+
+
+def build_options(args: argparse.Namespace) -> EmulatorOptions:
+    """Parsed flags (with their ``--config``) to the options the server runs with."""
+    return emulator_options(emulator_settings(args), args)
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
     from cappuccino_daemon.emulator.server import EmulatorServer
     from cappuccino_daemon.logsetup import configure_logging
 
-    configure_logging(level=args.log_level, log_file=args.log_file)
-    EmulatorServer(build_options(args)).serve()
+    settings = emulator_settings(args)
+    log_file = args.log_file
+    if log_file is None and args.config is not None and settings.logging.file:
+        log_file = settings.paths.logs / "emulator.log"
+    configure_logging(level=settings.logging.level, json=settings.logging.json_output, log_file=log_file)
+    EmulatorServer(emulator_options(settings, args)).serve()
     return 0

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cappuccino_daemon.config import DEFAULT_SYNTHETIC_SEED
 from cappuccino_daemon.emulator.faults import FaultRule
 
 DEFAULT_PAGE_SIZE = 1000
@@ -39,7 +40,7 @@ class EmulatorOptions:
     host: str = "127.0.0.1"
     port: int = 0  # 0 = pick a free port
     bars_dir: Path | None = None  # None = synthetic market
-    synthetic_seed: int = 1
+    synthetic_seed: int = DEFAULT_SYNTHETIC_SEED  # [emulator] synthetic_seed: one market everywhere
     start: datetime | None = None  # None = now (synthetic) or 6 weeks into the bars files
     speed: float = 1.0
     state_file: Path | None = None

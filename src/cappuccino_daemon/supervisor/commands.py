@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from cappuccino_daemon.supervisor.plans import ChildCommands
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,13 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_supervisor(args: argparse.Namespace) -> int:
+    launch(args.config)
+
+
+def launch(config_file: Path, commands: ChildCommands | None = None) -> NoReturn:
+    """Load the settings, build the plan and exec the lean supervisor (``commands``: test injection)."""
     from cappuccino_daemon.config import load_settings
     from cappuccino_daemon.supervisor.handoff import LogPlan, exec_lean
     from cappuccino_daemon.supervisor.plans import build_config
 
-    settings = load_settings(args.config)
+    settings = load_settings(config_file)
     log_file = settings.paths.logs / "supervisor.log" if settings.logging.file else None
-    config = build_config(settings, args.config)
+    config = build_config(settings, config_file, commands=commands)
     log = LogPlan(
         settings.logging.level, settings.logging.json_output, None if log_file is None else str(log_file)
     )

@@ -13,6 +13,7 @@ from cappuccino_daemon.bars import timeframe_delta
 from cappuccino_daemon.broker.factory import open_broker
 from cappuccino_daemon.broker.ports import Broker
 from cappuccino_daemon.clock import Clock, SystemClock
+from cappuccino_daemon.config import DaemonSettings, SupervisorSection, WorkerSection
 from cappuccino_daemon.errors import ConfigError, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
@@ -25,26 +26,74 @@ from cappuccino_daemon.worker.loop import WorkerLoop
 log = get_logger(__name__)
 
 
+_DEFAULTS = WorkerSection()  # the defaults live in config.py only; tests build options field by field
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
+    """The worker's component configuration; the CLI builds it from settings with ``worker_options``."""
+
     model_dir: Path
     tickers: tuple[str, ...] | None
     state_dir: Path
     broker_kind: str = "emulator"
     broker_url: str | None = None
     data_url: str | None = None
-    poll_interval_s: float = 60.0
-    history_hours: int = WARMUP_BARS + 200
-    grace_s: float = 5.0
-    max_clock_skew_s: float | None = 30.0
-    http_timeout_s: float = 10.0
+    poll_interval_s: float = _DEFAULTS.poll_interval_s
+    history_hours: int = _DEFAULTS.history_hours
+    grace_s: float = _DEFAULTS.bar_close_grace_s
+    max_clock_skew_s: float | None = _DEFAULTS.max_clock_skew_s
+    http_timeout_s: float = _DEFAULTS.http_timeout_s
     heartbeat_file: Path | None = None
     journal_file: Path | None = None
     max_cycles: int | None = None
-    fill_timeout_s: float = 30.0
-    gap_wait_s: float = 300.0
+    fill_timeout_s: float = _DEFAULTS.fill_timeout_s
+    gap_wait_s: float = _DEFAULTS.gap_wait_s
     exchange_ready_file: Path | None = None  # embedded emulator: wait for this before the first request
-    exchange_wait_s: float = 120.0
+    exchange_wait_s: float = 2 * SupervisorSection().emulator_ready_timeout_s
+
+
+def worker_options(
+    settings: DaemonSettings,
+    *,
+    journal_file: Path | None = None,
+    max_cycles: int | None = None,
+    max_clock_skew_flag: float | None = None,
+    exchange_wait_s: float | None = None,
+) -> WorkerOptions:
+    """The worker's composition root: every option derived from the settings (flags already applied).
+
+    The clock-skew guard is on by default for alpaca-paper only (the emulator's clock is simulated);
+    ``--max-clock-skew`` forces it on (> 0) or off (<= 0) for either. With ``[broker] kind = "emulator"``
+    and no url, the worker talks to ``[emulator] host:port``, where ``run`` starts the exchange.
+    """
+    worker, broker, emu = settings.worker, settings.broker, settings.emulator
+    skew = max_clock_skew_flag
+    if skew is None and broker.kind == "alpaca-paper":
+        skew = worker.max_clock_skew_s
+    url = broker.url
+    if url is None and broker.kind == "emulator":
+        url = f"http://{emu.host}:{emu.port}"
+    return WorkerOptions(
+        model_dir=Path(settings.model.dir).resolve(),
+        tickers=tuple(settings.model.tickers) if settings.model.tickers else None,
+        state_dir=Path(settings.paths.state).resolve(),
+        broker_kind=broker.kind,
+        broker_url=url,
+        data_url=broker.data_url,
+        poll_interval_s=worker.poll_interval_s,
+        history_hours=worker.history_hours,
+        grace_s=worker.bar_close_grace_s,
+        max_clock_skew_s=skew if skew and skew > 0 else None,
+        http_timeout_s=worker.http_timeout_s,
+        heartbeat_file=worker.heartbeat_file,
+        journal_file=journal_file,
+        max_cycles=max_cycles,
+        fill_timeout_s=worker.fill_timeout_s,
+        gap_wait_s=worker.gap_wait_s,
+        exchange_ready_file=worker.exchange_ready_file,
+        exchange_wait_s=exchange_wait_s or 2 * settings.supervisor.emulator_ready_timeout_s,
+    )
 
 
 def history_bars(history_hours: int, timeframe: timedelta) -> int:

@@ -40,11 +40,13 @@ class ClockSkewError(StaleDataError):
 
 @dataclass(frozen=True)
 class CycleConfig:
+    """Built by ``worker/build.py`` from the settings; no defaults here (they live in config.py)."""
+
     timeframe: timedelta
-    history_bars: int = 500
-    grace_s: float = 5.0
-    max_clock_skew_s: float | None = 30.0  # None: do not compare (a simulated emulator clock)
-    gap_wait: timedelta = timedelta(minutes=5)
+    history_bars: int
+    grace_s: float
+    max_clock_skew_s: float | None  # None: do not compare (a simulated emulator clock)
+    gap_wait: timedelta
 
 
 @dataclass

@@ -53,7 +53,7 @@ class WorkerLoop:
         self,
         cycle: Cycle,
         heartbeat_file: Path | None,
-        poll_interval_s: float = 60.0,
+        poll_interval_s: float,  # no default here: [worker] poll_interval_s (config.py) is the one
         max_cycles: int | None = None,
         stop: threading.Event | None = None,
         metrics: WorkerMetrics | None = None,
