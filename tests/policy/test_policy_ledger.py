@@ -19,15 +19,15 @@ from cappuccino_daemon.policy.ledger import (
     BROKER_CASH_MARGIN,
     BUY_PRICE_BUFFER,
     AccountState,
+    book_buy,
     book_fill,
-    buy_cost,
+    book_sell,
     clamp_to_broker,
     env_buy,
     exceeds_broker,
     floor_qty,
     max_buy_qty,
     reserve_buy,
-    sell_proceeds,
     size_live_buy,
     size_live_sell,
     with_cooldown,
@@ -55,29 +55,27 @@ def _book_orders(
 
 
 # -- fees and the env's buy rule ------------------------------------------------------------------------
-def test_fees_come_off_sells_and_on_top_of_buys() -> None:
-    assert sell_proceeds(100.0, 2.0, FINRL) == 200.0 * (1 - 0.003)
-    assert buy_cost(100.0, 2.0, FINRL) == 200.0 * (1 + 0.003)
-    assert buy_cost(100.0, 0.0, FINRL) == 0.0
+def test_fees_come_off_sells_and_on_top_of_buys_and_holdings_stay_float32() -> None:
+    assert book_sell(3.0, 10.0, 2.0, 100.0, FINRL) == (1.0, 10.0 + 200.0 * (1 - 0.003))
+    assert book_buy(1.0, 1000.0, 2.0, 100.0, FINRL) == (3.0, 1000.0 - 200.0 * (1 + 0.003))
+    assert book_buy(1.0, 1000.0, 0.0, 100.0, FINRL) == (1.0, 1000.0)
+    held, _ = book_buy(0.0, 0.0, 0.1, 1.0, FINRL)
+    assert held == float(np.float32(0.1)) != 0.1
 
 
 def test_env_buy_is_capped_by_cash_after_fee_and_safety_factor() -> None:
     cap = max_buy_qty(1000.0, 10.0, FINRL)
     assert cap == pytest.approx(1000.0 / 1.003 / 10.0 * 0.9)
-    assert buy_cost(10.0, cap, FINRL) <= 1000.0 * 0.9 + 1e-9
-    capped = env_buy(1000.0, 1000.0, 10.0, 0.011, FINRL)
-    assert capped == type(capped)(cap, True, False)
-    small = env_buy(5.0, 1000.0, 10.0, 0.011, FINRL)
-    assert small.qty == 5.0 and not small.capped_by_cash and not small.zeroed_below_min
+    assert 10.0 * cap * 1.003 == pytest.approx(1000.0 * 0.9)
+    assert env_buy(1000.0, 1000.0, 10.0, 0.011, FINRL) == (cap, True, False)  # (qty, capped, zeroed)
+    assert env_buy(5.0, 1000.0, 10.0, 0.011, FINRL) == (5.0, False, False)
 
 
 def test_env_buy_zeroes_below_the_minimum_and_never_spends_the_reserve() -> None:
-    poor = env_buy(1.0, 1.0, 100.0, 0.011, FINRL)
-    assert poor.qty == 0.0 and poor.capped_by_cash and poor.zeroed_below_min
+    assert env_buy(1.0, 1.0, 100.0, 0.011, FINRL) == (0.0, True, True)
     assert max_buy_qty(150.0, 10.0, CAPPU) == 0.0  # below the 20 % reserve of 1000: nothing to spend
     assert max_buy_qty(700.0, 10.0, CAPPU) == pytest.approx(500.0 / 1.0025 / 10.0 * 0.99)
-    overdrawn = env_buy(1.0, -5.0, 10.0, 0.011, FINRL)
-    assert overdrawn.qty == 0.0 and overdrawn.zeroed_below_min
+    assert env_buy(1.0, -5.0, 10.0, 0.011, FINRL) == (0.0, True, True)
 
 
 # -- booking fills (the live path) -----------------------------------------------------------------
@@ -139,7 +137,7 @@ def test_live_buy_is_the_env_cap_at_a_buffered_price_floored() -> None:
     assert not sizing.dropped
     assert sizing.qty == floor_qty(max_buy_qty(700.0, worst, CAPPU), STEP) == Decimal("4.888")
     # Filled 1 % worse than the decision close, it still leaves the reserve and the safety margin.
-    assert 700.0 - buy_cost(worst, float(sizing.qty), CAPPU) >= 200.0 + 500.0 * (1 - 0.99)
+    assert 700.0 - worst * float(sizing.qty) * 1.0025 >= 200.0 + 500.0 * (1 - 0.99)
     assert size_live_buy(2.5, 100.0, 700.0, 1e6, STEP, Decimal("0.001"), CAPPU).qty == Decimal("2.5")
 
 

@@ -4,11 +4,11 @@ Every place that moves money uses these functions, so the training env, replay a
 cannot drift apart:
 
 - the planner (:func:`~cappuccino_daemon.policy.planner.plan_step`, hence the env simulator and replay)
-  books simulated trades with :func:`sell_proceeds`, :func:`buy_cost`, :func:`env_buy` and the
-  float32 holding rules :func:`coins_after_sell` / :func:`coins_after_buy`;
+  books simulated trades with :func:`book_sell` / :func:`book_buy` (fees, float32 holdings) and sizes
+  its buys with :func:`env_buy`;
 - the live worker books each real fill with :func:`book_fill` (the same arithmetic on real prices),
   sizes broker orders with :func:`size_live_sell` / :func:`size_live_buy`, reserves the cash of a
-  sent buy with :func:`buy_cost`, and reconciliation clamps a virtual holding with
+  sent buy with :func:`reserve_buy`, and reconciliation clamps a virtual holding with
   :func:`clamp_to_broker`.
 
 Pure: no I/O, no broker types (quantities the broker dictates, increments and minimum sizes, come in
@@ -56,24 +56,20 @@ class AccountState:
         return float(self.cash + (self.holdings * np.asarray(prices, dtype=np.float64)).sum())
 
 
-# -- fees and coins (scalar; the planner's inner loops call these) -------------------------------------
-def sell_proceeds(price: float, qty: float, profile: EnvProfile) -> float:
-    """USD a sell of ``qty`` at ``price`` adds to cash: the fee comes off the proceeds."""
-    return price * qty * (1 - profile.sell_cost_pct)
+# -- fees and coins (scalar, one call per trade: the planner's inner loops call these) ------------------
+def book_sell(
+    holding: float, cash: float, qty: float, price: float, profile: EnvProfile
+) -> tuple[float, float]:
+    """``(holding, cash)`` after selling ``qty`` at ``price``: the fee comes off the proceeds, and the
+    holding stays a float32 value (the env keeps holdings in float32)."""
+    return float(np.float32(holding - qty)), cash + price * qty * (1 - profile.sell_cost_pct)
 
 
-def buy_cost(price: float, qty: float, profile: EnvProfile) -> float:
-    """USD a buy of ``qty`` at ``price`` takes from cash: the fee comes on top of the notional."""
-    return price * qty * (1 + profile.buy_cost_pct)
-
-
-def coins_after_sell(holding: float, qty: float) -> float:
-    """A float32 holding after selling ``qty`` of it (the env keeps holdings in float32)."""
-    return float(np.float32(holding - qty))
-
-
-def coins_after_buy(holding: float, qty: float) -> float:
-    return float(np.float32(holding + qty))
+def book_buy(
+    holding: float, cash: float, qty: float, price: float, profile: EnvProfile
+) -> tuple[float, float]:
+    """``(holding, cash)`` after buying ``qty`` at ``price``: the fee comes on top of the notional."""
+    return float(np.float32(holding + qty)), cash - price * qty * (1 + profile.buy_cost_pct)
 
 
 # -- buy sizing -------------------------------------------------------------------------------------
@@ -88,28 +84,25 @@ def max_buy_qty(cash: float, price: float, profile: EnvProfile) -> float:
     Without a reserve the env divides the raw cash (negative cash gives a negative cap, which no
     minimum passes); with one, only cash above the reserve counts.
     """
-    reserve = account_reserve(profile)
+    reserve = profile.initial_capital * profile.min_cash_reserve  # account_reserve, inlined: hot loop
     avail = cash if reserve <= 0 else max(0.0, cash - reserve)
     return (avail / (1 + profile.buy_cost_pct) / price) * profile.safety_factor
 
 
-@dataclass(frozen=True)
-class EnvBuy:
-    """One simulated buy: the quantity bought, whether cash capped it, whether the minimum zeroed it."""
+def env_buy(
+    want: float, cash: float, price: float, minimum: float, profile: EnvProfile
+) -> tuple[float, bool, bool]:
+    """The training env's buy rule: ``min(want, max_buy_qty)``, zero when that is below ``minimum``.
 
-    qty: float
-    capped_by_cash: bool
-    zeroed_below_min: bool
-
-
-def env_buy(want: float, cash: float, price: float, minimum: float, profile: EnvProfile) -> EnvBuy:
-    """The training env's buy rule: ``min(want, max_buy_qty)``, zero when that is below ``minimum``."""
+    Returns ``(qty, capped_by_cash, zeroed_below_min)``; a plain tuple because the env makes one per
+    buy per step.
+    """
     cap = max_buy_qty(cash, price, profile)
     qty = min(cap, want)
     capped = not want < cap
     if qty < minimum:
-        return EnvBuy(0.0, capped, True)
-    return EnvBuy(qty, capped, False)
+        return 0.0, capped, True
+    return qty, capped, False
 
 
 # -- live orders: broker increments and minimums ----------------------------------------------------
@@ -187,7 +180,7 @@ def reserve_buy(
     The virtual account pays the fee in USD; the broker takes it in the coin, so its cash pays only
     the notional.
     """
-    return cash - buy_cost(price, qty, profile), broker_cash - qty * price
+    return book_buy(0.0, cash, qty, price, profile)[1], broker_cash - qty * price
 
 
 # -- booking into the virtual account ------------------------------------------------------------
@@ -201,12 +194,10 @@ def book_fill(
     holdings = np.array(account.holdings, dtype=np.float32)
     held = float(holdings[index])
     if side == "sell":
-        q = min(float(qty), held)
-        holdings[index] = coins_after_sell(held, q)
-        cash = account.cash + sell_proceeds(price, q, profile)
+        held, cash = book_sell(held, account.cash, min(float(qty), held), price, profile)
     else:
-        holdings[index] = coins_after_buy(held, float(qty))
-        cash = account.cash - buy_cost(price, float(qty), profile)
+        held, cash = book_buy(held, account.cash, float(qty), price, profile)
+    holdings[index] = held
     return AccountState(float(cash), holdings, np.array(account.cooldown, dtype=np.float32))
 
 

@@ -27,14 +27,7 @@ import numpy.typing as npt
 
 from cappuccino_daemon.errors import InvariantViolation
 from cappuccino_daemon.model.spec import EnvProfile
-from cappuccino_daemon.policy.ledger import (
-    AccountState,
-    buy_cost,
-    coins_after_buy,
-    coins_after_sell,
-    env_buy,
-    sell_proceeds,
-)
+from cappuccino_daemon.policy.ledger import AccountState, book_buy, book_sell, env_buy
 from cappuccino_daemon.policy.normaliser import scale_action
 
 F32 = npt.NDArray[np.float32]
@@ -162,8 +155,7 @@ def _explicit_sells(books: _Books, want: list[float], px: list[float], profile: 
         if w < -minq[i] and stocks[i] > 0 and px[i] > 0:
             q = min(stocks[i], -w)
             cool[i] = 0.0
-            stocks[i] = coins_after_sell(stocks[i], q)
-            books.cash += sell_proceeds(px[i], q, profile)
+            stocks[i], books.cash = book_sell(stocks[i], books.cash, q, px[i], profile)
             sell[i] = q
     return sell
 
@@ -178,8 +170,7 @@ def _forced_sells(books: _Books, px: list[float], profile: EnvProfile) -> tuple[
         if c >= profile.forced_sell_cooldown_steps:
             q = float(f32(stocks[i] * fraction))
             cool[i] = 0.0
-            stocks[i] = coins_after_sell(stocks[i], q)
-            books.cash += sell_proceeds(px[i], q, profile)
+            stocks[i], books.cash = book_sell(stocks[i], books.cash, q, px[i], profile)
             forced[i] = q
             mask[i] = True
     return forced, mask
@@ -192,10 +183,7 @@ def _buys(books: _Books, want: list[float], px: list[float], profile: EnvProfile
     out = _Buys([0.0] * n, [False] * n, [False] * n)
     for i, w in enumerate(want):
         if w > minq[i] and px[i] > 0:
-            buy = env_buy(w, books.cash, px[i], minq[i], profile)
-            out.capped[i] = buy.capped_by_cash
-            out.zeroed[i] = buy.zeroed_below_min
-            stocks[i] = coins_after_buy(stocks[i], buy.qty)
-            books.cash -= buy_cost(px[i], buy.qty, profile)
-            out.qty[i] = buy.qty
+            qty, out.capped[i], out.zeroed[i] = env_buy(w, books.cash, px[i], minq[i], profile)
+            stocks[i], books.cash = book_buy(stocks[i], books.cash, qty, px[i], profile)
+            out.qty[i] = qty
     return out
