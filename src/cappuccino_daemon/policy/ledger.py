@@ -73,18 +73,14 @@ def book_buy(
 
 
 # -- buy sizing -------------------------------------------------------------------------------------
-def account_reserve(profile: EnvProfile) -> float:
-    """USD of the initial capital that buys may never spend (Cappuccino's ``min_cash_reserve``)."""
-    return float(profile.initial_capital) * float(profile.min_cash_reserve)
-
-
 def max_buy_qty(cash: float, price: float, profile: EnvProfile) -> float:
     """Coins ``cash`` can buy at ``price`` after the fee, the safety factor and the reserve.
 
-    Without a reserve the env divides the raw cash (negative cash gives a negative cap, which no
+    The reserve is Cappuccino's ``min_cash_reserve`` share of the initial capital, which buys may never
+    spend. Without a reserve the env divides the raw cash (negative cash gives a negative cap, which no
     minimum passes); with one, only cash above the reserve counts.
     """
-    reserve = profile.initial_capital * profile.min_cash_reserve  # account_reserve, inlined: hot loop
+    reserve = profile.initial_capital * profile.min_cash_reserve
     avail = cash if reserve <= 0 else max(0.0, cash - reserve)
     return (avail / (1 + profile.buy_cost_pct) / price) * profile.safety_factor
 
