@@ -50,6 +50,7 @@ def _status_check(tmp_path: Path, model: Model, capsys: pytest.CaptureFixture[st
     """``cappuccino-paper status --check --json`` on the state folder the worker under test writes."""
     config = tmp_path / "daemon.toml"
     config.write_text(f'[model]\ndir = "{model.dir}"\n\n[paths]\nstate = "{tmp_path}"\n', encoding="utf-8")
+    capsys.readouterr()  # drop what the worker under test printed so far
     code = main(["status", "--config", str(config), "--json", "--check"])
     return code, json.loads(capsys.readouterr().out)
 
@@ -66,7 +67,6 @@ def test_refused_bars_turn_the_heartbeat_stalled_after_two_bars_and_status_check
     tmp_path: Path,
     tiny_model: Model,
     emulator: EmulatorThread,
-    logs: list[MutableMapping[str, Any]],
     capsys: pytest.CaptureFixture[str],
     worker_process: int,
 ) -> None:
@@ -79,15 +79,17 @@ def test_refused_bars_turn_the_heartbeat_stalled_after_two_bars_and_status_check
     assert _status_check(tmp_path, tiny_model, capsys)[0] == 0  # trading: healthy
 
     # The exchange's clock stands still from here; ours runs, so every poll is refused for skew.
+    # (Logs are captured around the worker only: the status command configures logging its own way.)
     states = []
-    for _ in range(15):
-        local.advance(POLL_S)
-        assert loop.step().kind == "refused"
-        hb = read_heartbeat(tmp_path / "heartbeat.json")
-        assert hb is not None and hb.time == local.now()  # alive: the heartbeat goes on every poll
-        expected = Progress.STALLED if local.monotonic() - progressed_at > TWO_BARS_S else Progress.OK
-        assert hb.progress is expected
-        states.append(hb.progress)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(15):
+            local.advance(POLL_S)
+            assert loop.step().kind == "refused"
+            hb = read_heartbeat(tmp_path / "heartbeat.json")
+            assert hb is not None and hb.time == local.now()  # alive: the heartbeat goes on every poll
+            expected = Progress.STALLED if local.monotonic() - progressed_at > TWO_BARS_S else Progress.OK
+            assert hb.progress is expected
+            states.append(hb.progress)
     assert states.count(Progress.STALLED) == 3  # the polls 7800, 8400 and 9000 s after the decision
     assert (
         hb.last_progress_at == decided_at and "clock" in hb.stall_cause and "off the broker" in hb.stall_cause
@@ -105,7 +107,8 @@ def test_refused_bars_turn_the_heartbeat_stalled_after_two_bars_and_status_check
 
     # The clocks agree again: the next bar is decided, the stall is over and says so.
     emulator.advance((local.now() - emulator.now()).total_seconds())
-    assert loop.step().kind == "traded"
+    with structlog.testing.capture_logs() as logs:
+        assert loop.step().kind == "traded"
     hb = read_heartbeat(tmp_path / "heartbeat.json")
     assert hb is not None and hb.progress is Progress.OK and hb.stall_cause == ""
     assert [e["event"] for e in logs].count("progress_resumed") == 1
