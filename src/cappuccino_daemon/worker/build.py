@@ -44,6 +44,9 @@ class WorkerOptions:
     grace_s: float = _DEFAULTS.bar_close_grace_s
     max_clock_skew_s: float | None = _DEFAULTS.max_clock_skew_s
     http_timeout_s: float = _DEFAULTS.http_timeout_s
+    request_budget_per_min: int = _DEFAULTS.request_budget_per_min
+    position_wait_s: float = _DEFAULTS.position_wait_s
+    asset_rules_max_age_s: float = _DEFAULTS.asset_rules_max_age_s
     heartbeat_file: Path | None = None
     journal_file: Path | None = None
     max_cycles: int | None = None
@@ -86,6 +89,9 @@ def worker_options(
         grace_s=worker.bar_close_grace_s,
         max_clock_skew_s=skew if skew and skew > 0 else None,
         http_timeout_s=worker.http_timeout_s,
+        request_budget_per_min=worker.request_budget_per_min,
+        position_wait_s=worker.position_wait_s,
+        asset_rules_max_age_s=worker.asset_rules_max_age_s,
         heartbeat_file=worker.heartbeat_file,
         journal_file=journal_file,
         max_cycles=max_cycles,
@@ -112,7 +118,9 @@ def history_bars(history_hours: int, timeframe: timedelta) -> int:
 
 
 def make_broker(opts: WorkerOptions) -> Broker:
-    return open_broker(opts.broker_kind, opts.broker_url, opts.data_url, opts.http_timeout_s)
+    return open_broker(
+        opts.broker_kind, opts.broker_url, opts.data_url, opts.http_timeout_s, opts.request_budget_per_min
+    )
 
 
 def journal_path(opts: WorkerOptions, spec: ModelSpec) -> Path:

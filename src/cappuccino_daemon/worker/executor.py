@@ -25,6 +25,7 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+from cappuccino_daemon.broker.budget import backoff_s
 from cappuccino_daemon.broker.ports import (
     AmbiguousSubmitError,
     Asset,
@@ -216,7 +217,7 @@ class Executor:
                     coid, "ambiguous", event="submit_ambiguous", detail={"error": str(exc)}
                 )
                 intent = self._refresh(coid)
-                self.clock.sleep(self.poll_s)
+                self.clock.sleep(backoff_s(exc, self.poll_s))  # a 429 waits for its reset
                 continue
             except BrokerRejectedError as exc:
                 log.error(
