@@ -19,6 +19,7 @@ from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
 from cappuccino_daemon.policy.features import WARMUP_BARS
+from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.cycle import Cycle, CycleConfig
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.loop import WorkerLoop
@@ -149,6 +150,8 @@ def build_loop(
         fill_timeout_s=opts.fill_timeout_s,
         stop=stop,
     )
+    executor.rules.max_age = timedelta(seconds=opts.asset_rules_max_age_s)
+    executor.lag_policy = LagPolicy(wait_s=opts.position_wait_s)
     config = CycleConfig(
         timeframe=timeframe,
         history_bars=history_bars(opts.history_hours, timeframe),

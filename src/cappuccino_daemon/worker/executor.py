@@ -43,7 +43,10 @@ from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import EnvProfile
 from cappuccino_daemon.policy.planner import account_reserve
 from cappuccino_daemon.worker.account import as_tuple, book_fill, load_account
+from cappuccino_daemon.worker.asset_rules import AssetRules
+from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.crashpoints import crash_point
+from cappuccino_daemon.worker.fills import cancel_at_deadline
 from cappuccino_daemon.worker.ids import client_order_id
 
 log = get_logger(__name__)
@@ -120,19 +123,15 @@ class Executor:
         self.poll_s = poll_s
         self.max_submit_attempts = max_submit_attempts
         self.stop = stop or threading.Event()
-        self._assets: dict[str, Asset] | None = None
+        self.rules = AssetRules(broker, self.tickers, clock)  # reloaded daily and after a rule 422
+        self.lag_policy = LagPolicy()  # how reconciliation waits for positions that lag their fills
 
     # -- broker facts -----------------------------------------------------------------------------
     def assets(self) -> dict[str, Asset]:
-        if self._assets is None:
-            self._assets = self.broker.get_assets(list(self.tickers))
-        return self._assets
+        return self.rules.all()
 
     def _asset(self, symbol: str) -> Asset:
-        asset = self.assets().get(symbol)
-        if asset is None:
-            return Asset(symbol, tradable=False, min_order_size=Decimal(0), min_trade_increment=Decimal(0))
-        return asset
+        return self.rules.get(symbol)
 
     # -- settle one broker snapshot into the journal ----------------------------------------------
     def settle(self, intent: IntentRecord, snap: OrderSnapshot, event: str | None = None) -> IntentRecord:
@@ -223,6 +222,8 @@ class Executor:
                 log.error(
                     "submit_rejected", client_order_id=coid, status_code=exc.status_code, error=str(exc)
                 )
+                if self.rules.note_rejection(exc):
+                    self.journal.record_event("asset_rules_reload", coid, {"error": str(exc)})
                 self.journal.update_intent(
                     coid,
                     "rejected",
@@ -378,6 +379,8 @@ class Executor:
             self.submit(intent, report)
             sell_ids.append(coid)
         open_sells = self.await_final(sell_ids) if sell_ids else []
+        if open_sells and not self.stop.is_set():
+            open_sells = cancel_at_deadline(self, open_sells)  # book what filled, cancel the rest
         if report.stopped or self.stop.is_set():
             report.stopped = True
             log.warning("cycle_paused", bar=bar_time.isoformat(), at="sells", reason="stop requested")
@@ -415,6 +418,8 @@ class Executor:
             self.submit(intent, report)
             buy_ids.append(coid)
         open_buys = self.await_final(buy_ids) if buy_ids else []
+        if open_buys and not self.stop.is_set():
+            open_buys = cancel_at_deadline(self, open_buys)
         if report.stopped or (open_buys and self.stop.is_set()):
             report.stopped = True
             log.warning("cycle_paused", bar=bar_time.isoformat(), at="buys", reason="stop requested")
