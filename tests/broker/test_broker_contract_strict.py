@@ -235,7 +235,7 @@ def test_activities_list_each_fill_and_the_daily_crypto_fee(kind: str) -> None:
         ]
         venue.advance(86400)  # the day is over: its crypto fee is posted
         fees = [a for a in broker.list_activities() if a.kind == "CFEE"]
-        assert len(fees) == 1 and fees[0].symbol == "ETH" and fees[0].qty < 0
+        assert len(fees) == 1 and fees[0].symbol == "ETH" and fees[0].qty < 0 and fees[0].day == START.date()
         notional = sum(f.qty * f.price for f in fills)
         assert abs(fees[0].fee_usd - notional * TAKER) < Decimal("0.01")
         assert broker.list_activities(after=fees[0].when) == []

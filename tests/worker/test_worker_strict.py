@@ -165,3 +165,33 @@ def test_a_lost_order_the_broker_shows_later_is_readopted(tmp_path: Path, tiny_m
     assert [e["client_order_id"] for e in journal.events("reconcile_readopted")] == [coid]
     assert eth(executor, tiny_model) == pytest.approx(float(broker.get_positions()["ETH"].qty), rel=1e-6)
     assert broker.submits == [coid]  # adopted, never resent
+
+
+def test_fee_audit_reports_virtual_against_booked_fees_once_per_day(
+    tmp_path: Path, tiny_model: Model
+) -> None:
+    from cappuccino_daemon.ops.journal_view import read_journal
+    from cappuccino_daemon.worker.fees_audit import FeeAuditor
+
+    broker = MemoryBroker(start=BAR, fee_pct=Decimal("0.004"))  # the broker charges more than the books
+    executor = make(tmp_path, tiny_model, broker)
+    qty = _buy_filled(executor, tiny_model)
+    auditor = FeeAuditor(broker, executor.journal, tiny_model.spec.profile, TICKERS)
+    assert auditor.maybe_run(broker.now()) == []  # the day's CFEE is not posted yet
+    executor.clock.advance(3600)  # past midnight: 2024-02-29's fee is posted, a new broker day
+    (audit,) = auditor.maybe_run(broker.now())
+    assert auditor.maybe_run(broker.now()) == []  # once per broker day
+    (fill,) = [a for a in broker.list_activities() if a.kind == "FILL"]
+    assert (audit.day.isoformat(), audit.symbol) == ("2024-02-29", "ETH") and fill.qty == qty
+    assert audit.virtual_usd == pytest.approx(float(qty * fill.price) * 0.0025)
+    assert audit.broker_usd == pytest.approx(float(qty * fill.price) * 0.004, rel=1e-6)
+    assert audit.diff_usd == pytest.approx(float(qty * fill.price) * 0.0015, rel=1e-4)
+    (event,) = executor.journal.events("fee_audit")
+    assert event["detail"]["diff_usd"] == pytest.approx(audit.diff_usd, abs=1e-6)
+    assert auditor.run() == []  # and a fee day is audited once, even when run again
+    fees = read_journal(executor.journal.path).fees
+    assert (
+        fees is not None
+        and fees["audited"] == 1
+        and fees["diff_usd"] == pytest.approx(audit.diff_usd, abs=1e-5)
+    )

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any, TypeVar
@@ -231,6 +231,7 @@ def parse_activity(data: dict[str, Any]) -> Activity | None:
         net_amount=_dec(data.get("net_amount")),
         side="buy" if side == "buy" else "sell" if side == "sell" else None,
         order_id=str(data["order_id"]) if data.get("order_id") else None,
+        day=date.fromisoformat(str(data["date"])[:10]) if data.get("date") else None,
     )
 
 

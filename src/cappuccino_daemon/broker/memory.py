@@ -445,7 +445,9 @@ class MemoryBroker:
             price = notional / qty
             aid = f"{posted.isoformat()}::cfee:{day}:{symbol}:{in_coin}"
             coins, usd = (-fee, Decimal(0)) if in_coin else (Decimal(0), -fee)
-            out.append(Activity(aid, "CFEE", symbol, posted, coins, price, usd))
+            out.append(
+                Activity(aid, "CFEE", symbol, posted, coins, price, usd, day=posted.date() - timedelta(1))
+            )
         return sorted(out, key=lambda a: (a.when, a.id))
 
     def _reserved_cash(self) -> Decimal:

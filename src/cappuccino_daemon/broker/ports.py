@@ -20,7 +20,7 @@ what to *do* can catch the base classes):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -156,6 +156,7 @@ class Activity:
     net_amount: Decimal = Decimal(0)
     side: Side | None = None
     order_id: str | None = None
+    day: date | None = None  # CFEE: the UTC day whose fills it charges (posted after that day)
 
     @property
     def fee_usd(self) -> Decimal:
