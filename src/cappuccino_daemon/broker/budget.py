@@ -91,7 +91,10 @@ class RequestBudget:
                 wait = self._wait_needed(now)
                 if wait <= 0:
                     break
-            log.info("request_budget_wait", wait_s=round(wait, 3), budget_per_min=self.per_minute)
+            # Pacing a burst (a fill poll loop) is routine; a wait for a server reset is news.
+            (log.info if wait >= 1.0 else log.debug)(
+                "request_budget_wait", wait_s=round(wait, 3), budget_per_min=self.per_minute
+            )
             self.waited_s += wait
             self.sleep(wait)
         with self._lock:
