@@ -195,3 +195,20 @@ def test_fee_audit_reports_virtual_against_booked_fees_once_per_day(
         and fees["audited"] == 1
         and fees["diff_usd"] == pytest.approx(audit.diff_usd, abs=1e-5)
     )
+
+
+def test_a_spent_request_budget_refuses_the_poll_and_the_next_minute_trades(
+    tmp_path: Path, tiny_model: Model
+) -> None:
+    from cappuccino_daemon.worker.build import WorkerOptions, build_loop
+
+    wall = [1_700_000_000.0]
+    broker = MemoryBroker(start=BAR + timedelta(hours=1, seconds=10), rate_limit=20, wall=lambda: wall[0])
+    opts = WorkerOptions(model_dir=tiny_model.dir, tickers=TICKERS, state_dir=tmp_path, max_clock_skew_s=None)
+    loop = build_loop(opts, tiny_model.spec, tiny_model.policy, broker, clock=BrokerClock(broker))
+    broker.spend_rate(20)  # another process with the same key used this minute up
+    refused = loop.step()
+    assert refused.kind == "refused" and "rate limited" in refused.message  # a 429 is not a crash
+    assert broker.submits == [] and loop.cycle.journal.cycles() == []
+    wall[0] += 60  # the next minute: a fresh budget
+    assert loop.step().kind == "traded"
