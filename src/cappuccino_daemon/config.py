@@ -65,6 +65,15 @@ class WorkerSection(_Section):
     )
     fill_timeout_s: float = Field(default=30.0, gt=0, description="Bounded wait for sells to fill.")
     http_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of every broker call.")
+    request_budget_per_min: int = Field(
+        default=180, ge=0, description="Own trading-API request budget, below Alpaca's 200/min; 0 = off."
+    )
+    position_wait_s: float = Field(
+        default=10.0, ge=0, description="Bounded wait for a broker position to catch up with its fills."
+    )
+    asset_rules_max_age_s: float = Field(
+        default=86400.0, gt=0, description="Reload the asset rules (order size/steps) at least this often."
+    )
     heartbeat_file: Path | None = Field(
         default=None, description="Default <paths.state>/heartbeat.json; `run` sets the file it watches."
     )

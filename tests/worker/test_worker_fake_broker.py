@@ -119,3 +119,18 @@ def test_reconcile_leaves_an_intent_open_while_the_broker_is_unavailable(
         broker, journal, executor, model_id=model_id, tickers=TICKERS, capital=1000.0, current_bar=later
     )
     assert report.lost == [coid]  # the broker answered: it never had the order
+
+
+def test_a_429_on_submit_waits_for_the_reset_and_sends_exactly_once(
+    tmp_path: Path, tiny_model: Model
+) -> None:
+    broker = MemoryBroker(start=BAR, rate_limit=5)
+    executor, journal, clock = make(tmp_path, tiny_model, broker)
+    broker.wall = lambda: clock.now().timestamp()  # the server's minute runs on the worker's clock
+    broker.spend_rate(5)  # another process with the same key used this minute up
+    before = clock.now()
+    coid = client_order_id(tiny_model.spec.model_id, BAR, "ETH", "buy")
+    result = executor.submit(journal.add_intent(coid, BAR, "ETH", "buy", Decimal("0.05"), 3000.0))
+    assert result.status in ("submitted", "filled") and broker.rate_limited == 1
+    assert (clock.now() - before).total_seconds() >= 59  # waited for the reset, not the poll interval
+    assert broker.submits == [coid]  # never a duplicate

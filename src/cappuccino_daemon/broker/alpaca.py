@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import pandas as pd
 import requests
 
+from cappuccino_daemon.broker.budget import RequestBudget, retry_after_s
 from cappuccino_daemon.broker.http import ReadRetry, install_timeout
 from cappuccino_daemon.broker.ports import (
+    Activity,
     AmbiguousSubmitError,
     Asset,
     BrokerAccount,
@@ -118,12 +122,15 @@ def _status_of(exc: Exception) -> int | None:
 
 
 def _retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
+    """``Retry-After``, else ``X-RateLimit-Reset`` minus now (Alpaca sends the reset on every answer)."""
     try:
-        return float(value) if value is not None else None
-    except ValueError:
+        response = getattr(exc, "response", None)
+    except Exception:
+        response = None
+    headers = getattr(response, "headers", None) if response is not None else None
+    if headers is None:
         return None
+    return retry_after_s(headers, time.time())
 
 
 def map_error(exc: Exception, call: str, *, is_submit: bool = False) -> Exception:
@@ -204,6 +211,30 @@ def parse_order(data: dict[str, Any]) -> OrderSnapshot:
     )
 
 
+def parse_activity(data: dict[str, Any]) -> Activity | None:
+    """One activity dict → ``Activity`` (FILL / CFEE only; other types are None)."""
+    kind = str(data.get("activity_type", "")).upper()
+    if kind not in ("FILL", "CFEE"):
+        return None
+    when = _parse_time(data.get("transaction_time") or data.get("created_at"))
+    if when is None:
+        day = str(data.get("date", ""))
+        when = datetime.fromisoformat(day).replace(tzinfo=UTC) if day else datetime.fromtimestamp(0, UTC)
+    side = str(data.get("side", "")).lower()
+    return Activity(
+        id=str(data.get("id", "")),
+        kind="FILL" if kind == "FILL" else "CFEE",
+        symbol=to_bare(str(data.get("symbol", ""))),
+        when=when,
+        qty=_dec(data.get("qty")),
+        price=_dec(data.get("price")),
+        net_amount=_dec(data.get("net_amount")),
+        side="buy" if side == "buy" else "sell" if side == "sell" else None,
+        order_id=str(data["order_id"]) if data.get("order_id") else None,
+        day=date.fromisoformat(str(data["date"])[:10]) if data.get("date") else None,
+    )
+
+
 def _alpaca_timeframe(timeframe: timedelta) -> Any:
     from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
@@ -232,6 +263,7 @@ class AlpacaBroker:
         endpoints: AlpacaEndpoints,
         timeout_s: float = 10.0,
         read_retry: ReadRetry | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         from alpaca.data.historical.crypto import CryptoHistoricalDataClient
         from alpaca.trading.client import TradingClient
@@ -244,7 +276,8 @@ class AlpacaBroker:
             key_id, secret_key, raw_data=True, url_override=endpoints.data_url.rstrip("/")
         )
         trust_env = not endpoints.is_loopback
-        install_timeout(self._trading, timeout_s, trust_env=trust_env)
+        self.budget = budget  # the trading API only: market data has its own, separate limit
+        install_timeout(self._trading, timeout_s, trust_env=trust_env, budget=budget)
         install_timeout(self._data, timeout_s, trust_env=trust_env)
         self._retry = read_retry or ReadRetry()
 
@@ -312,6 +345,7 @@ class AlpacaBroker:
                 tradable=bool(row.get("tradable", False)) and str(row.get("status", "active")) == "active",
                 min_order_size=_dec(row.get("min_order_size")),
                 min_trade_increment=_dec(row.get("min_trade_increment"), default="0.000000001"),
+                price_increment=_dec(row.get("price_increment")),
             )
         return out
 
@@ -336,6 +370,26 @@ class AlpacaBroker:
 
         data = self._read("get_order_by_client_id", lookup)
         return parse_order(data) if data is not None else None
+
+    def list_activities(self, after: datetime | None = None) -> list[Activity]:
+        """FILL and CFEE, oldest first, following Alpaca's ``page_token`` paging to the end."""
+        out: list[Activity] = []
+        token: str | None = None
+        for _ in range(1000):  # 100 000 activities: far beyond a day's worth; never loop forever
+            params: dict[str, Any] = {"activity_types": "FILL,CFEE", "direction": "asc", "page_size": 100}
+            if after is not None:
+                params["after"] = after.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            if token is not None:
+                params["page_token"] = token
+            rows: Any = self._read(
+                "get_activities", partial(self._trading.get, "/account/activities", params)
+            )
+            page = [row for row in rows or [] if isinstance(row, dict)]
+            out.extend(a for a in (parse_activity(row) for row in page) if a is not None)
+            if len(page) < 100:
+                break
+            token = str(page[-1].get("id", ""))
+        return out
 
     def get_bars(
         self, symbols: list[str], timeframe: timedelta, start: datetime, end: datetime

@@ -13,14 +13,20 @@ from cappuccino_daemon.broker.alpaca import (
     AlpacaBroker,
     default_endpoints,
 )
+from cappuccino_daemon.broker.budget import RequestBudget
 from cappuccino_daemon.broker.http import ReadRetry
 from cappuccino_daemon.broker.ports import Broker
 from cappuccino_daemon.config import load_alpaca_credentials
 from cappuccino_daemon.errors import ConfigError
 
 
-def open_broker(kind: str, url: str | None, data_url: str | None, timeout_s: float) -> Broker:
-    """``kind`` is ``emulator`` or ``alpaca-paper``; keys come from the environment / systemd credentials."""
+def open_broker(
+    kind: str, url: str | None, data_url: str | None, timeout_s: float, budget_per_min: int = 0
+) -> Broker:
+    """``kind`` is ``emulator`` or ``alpaca-paper``; keys come from the environment / systemd credentials.
+
+    ``budget_per_min`` > 0 keeps the trading API's request rate below that (``broker/budget.py``).
+    """
     creds = load_alpaca_credentials()
     endpoints = default_endpoints(kind, url, data_url)
     if creds is None:
@@ -34,4 +40,5 @@ def open_broker(kind: str, url: str | None, data_url: str | None, timeout_s: flo
         key, secret = EMULATOR_DUMMY_KEY, EMULATOR_DUMMY_SECRET
     else:
         key, secret = creds.key_id, creds.secret_key
-    return AlpacaBroker(key, secret, endpoints, timeout_s=timeout_s, read_retry=ReadRetry())
+    budget = RequestBudget(budget_per_min) if budget_per_min > 0 else None
+    return AlpacaBroker(key, secret, endpoints, timeout_s=timeout_s, read_retry=ReadRetry(), budget=budget)

@@ -21,6 +21,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
+from cappuccino_daemon.broker.budget import RequestBudget
 from cappuccino_daemon.broker.ports import RateLimitedError, TransientBrokerError
 from cappuccino_daemon.logsetup import get_logger
 
@@ -31,18 +32,26 @@ T = TypeVar("T")
 class TimeoutSession(requests.Session):
     """A ``requests.Session`` whose requests time out unless the caller says otherwise."""
 
-    def __init__(self, timeout_s: float, trust_env: bool = True) -> None:
+    def __init__(self, timeout_s: float, trust_env: bool = True, budget: RequestBudget | None = None) -> None:
         super().__init__()
         self.timeout_s = timeout_s
+        self.budget = budget  # the trading API's request budget (None: not counted)
         # Loopback (the emulator) must never go through a proxy from the environment.
         self.trust_env = trust_env
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", (min(self.timeout_s, 5.0), self.timeout_s))
-        return super().request(method, url, *args, **kwargs)
+        if self.budget is None:
+            return super().request(method, url, *args, **kwargs)
+        self.budget.acquire()
+        response = super().request(method, url, *args, **kwargs)
+        self.budget.observe(response.status_code, response.headers)
+        return response
 
 
-def install_timeout(client: Any, timeout_s: float, trust_env: bool = True) -> None:
+def install_timeout(
+    client: Any, timeout_s: float, trust_env: bool = True, budget: RequestBudget | None = None
+) -> None:
     """Give an alpaca-py REST client a timeout session and turn its built-in retry loop off.
 
     The only code that writes alpaca-py internals (see the module docstring for why).
@@ -55,7 +64,7 @@ def install_timeout(client: Any, timeout_s: float, trust_env: bool = True) -> No
             "daemon replaces to bound every request in time; pin alpaca-py to the version in "
             "pyproject.toml or update cappuccino_daemon/broker/http.py for the new version."
         )
-    client._session = TimeoutSession(timeout_s, trust_env=trust_env)
+    client._session = TimeoutSession(timeout_s, trust_env=trust_env, budget=budget)
     client._retry = 0  # our retries (reads only) live in ReadRetry
 
 

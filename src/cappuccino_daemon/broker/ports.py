@@ -20,7 +20,7 @@ what to *do* can catch the base classes):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -35,6 +35,7 @@ from cappuccino_daemon.errors import (
 )
 
 __all__ = [
+    "Activity",
     "AmbiguousSubmitError",
     "Asset",
     "Broker",
@@ -113,6 +114,7 @@ class Asset:
     tradable: bool
     min_order_size: Decimal
     min_trade_increment: Decimal
+    price_increment: Decimal = Decimal(0)  # 0: no price step known (we only send market orders today)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,33 @@ class OrderSnapshot:
     @property
     def is_open(self) -> bool:
         return not self.is_final
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One row of the broker's account ledger that the fee audit needs.
+
+    ``kind`` ``FILL``: one execution (``qty`` > 0 coins at ``price``, ``side``, ``order_id``).
+    ``kind`` ``CFEE``: the crypto fee of one asset and UTC day; a fee taken in the coin has ``qty`` < 0
+    coins (valued at ``price``), a fee taken in USD has ``net_amount`` < 0. ``fee_usd`` is its value.
+    """
+
+    id: str
+    kind: Literal["FILL", "CFEE"]
+    symbol: str  # bare base
+    when: datetime
+    qty: Decimal
+    price: Decimal
+    net_amount: Decimal = Decimal(0)
+    side: Side | None = None
+    order_id: str | None = None
+    day: date | None = None  # CFEE: the UTC day whose fills it charges (posted after that day)
+
+    @property
+    def fee_usd(self) -> Decimal:
+        if self.kind != "CFEE":
+            return Decimal(0)
+        return -self.net_amount if self.net_amount else -self.qty * self.price
 
 
 class Broker(Protocol):
@@ -167,6 +196,10 @@ class Broker(Protocol):
 
     def cancel_order(self, order_id: str) -> None:
         """Ask for a cancel; an order that is already final or unknown is not an error."""
+        ...
+
+    def list_activities(self, after: datetime | None = None) -> list[Activity]:
+        """FILL and CFEE activities after ``after`` (all pages), oldest first."""
         ...
 
     def get_bars(

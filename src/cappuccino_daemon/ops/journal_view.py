@@ -73,6 +73,7 @@ class JournalView:
     cycle_counts: dict[str, int] = field(default_factory=dict)  # always complete, even in summary mode
     fill_sides: dict[str, int] = field(default_factory=dict)
     summary: bool = False  # True: cycles/snapshots hold only the rows status needs, fills is empty
+    fees: dict[str, Any] | None = None  # fee audit totals (virtual vs broker-booked), None before any
 
     @property
     def priced_cycles(self) -> list[CycleRow]:
@@ -156,6 +157,24 @@ def _counts(db: sqlite3.Connection, sql: str) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in db.execute(sql)}
 
 
+def _fees(db: sqlite3.Connection) -> dict[str, Any] | None:
+    """Totals of the worker's ``fee_audit`` events (worker/fees_audit.py)."""
+    rows = [
+        json.loads(r[0]) for r in db.execute("SELECT detail FROM events WHERE kind='fee_audit' ORDER BY id")
+    ]
+    if not rows:
+        return None
+    virtual = sum(float(r.get("virtual_usd", 0.0)) for r in rows)
+    broker = sum(float(r.get("broker_usd", 0.0)) for r in rows)
+    return {
+        "audited": len(rows),
+        "last_day": max(str(r.get("day", "")) for r in rows),
+        "virtual_usd": round(virtual, 6),
+        "broker_usd": round(broker, 6),
+        "diff_usd": round(broker - virtual, 6),
+    }
+
+
 def _read(db: sqlite3.Connection, path: Path, summary: bool) -> JournalView:
     view = JournalView(path=path, summary=summary)
     view.cycle_counts = _counts(db, "SELECT status, COUNT(*) FROM cycles GROUP BY status ORDER BY status")
@@ -183,6 +202,7 @@ def _read(db: sqlite3.Connection, path: Path, summary: bool) -> JournalView:
         view.p0_bar = _time(chosen["p0_bar"])
     else:
         view.model_id = latest_model
+    view.fees = _fees(db)
     view.intent_status = _counts(db, "SELECT status, COUNT(*) FROM intents GROUP BY status ORDER BY status")
     snapshots = "SELECT id, bar_time, reason, cash, holdings FROM account_snapshots ORDER BY id"
     view.snapshots = [

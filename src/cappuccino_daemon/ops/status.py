@@ -232,6 +232,7 @@ def _journal_section(view: JournalView, note: str) -> dict[str, Any]:
             "fills": sum(view.fill_sides.values()),
             "fills_by_side": sides,
         },
+        "fees": view.fees,  # virtual books vs the broker's CFEE ledger (None: not audited yet)
     }
 
 

@@ -19,6 +19,7 @@ from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
 from cappuccino_daemon.policy.features import WARMUP_BARS
+from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.cycle import Cycle, CycleConfig
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.loop import WorkerLoop
@@ -44,6 +45,9 @@ class WorkerOptions:
     grace_s: float = _DEFAULTS.bar_close_grace_s
     max_clock_skew_s: float | None = _DEFAULTS.max_clock_skew_s
     http_timeout_s: float = _DEFAULTS.http_timeout_s
+    request_budget_per_min: int = _DEFAULTS.request_budget_per_min
+    position_wait_s: float = _DEFAULTS.position_wait_s
+    asset_rules_max_age_s: float = _DEFAULTS.asset_rules_max_age_s
     heartbeat_file: Path | None = None
     journal_file: Path | None = None
     max_cycles: int | None = None
@@ -86,6 +90,9 @@ def worker_options(
         grace_s=worker.bar_close_grace_s,
         max_clock_skew_s=skew if skew and skew > 0 else None,
         http_timeout_s=worker.http_timeout_s,
+        request_budget_per_min=worker.request_budget_per_min,
+        position_wait_s=worker.position_wait_s,
+        asset_rules_max_age_s=worker.asset_rules_max_age_s,
         heartbeat_file=worker.heartbeat_file,
         journal_file=journal_file,
         max_cycles=max_cycles,
@@ -112,7 +119,9 @@ def history_bars(history_hours: int, timeframe: timedelta) -> int:
 
 
 def make_broker(opts: WorkerOptions) -> Broker:
-    return open_broker(opts.broker_kind, opts.broker_url, opts.data_url, opts.http_timeout_s)
+    return open_broker(
+        opts.broker_kind, opts.broker_url, opts.data_url, opts.http_timeout_s, opts.request_budget_per_min
+    )
 
 
 def journal_path(opts: WorkerOptions, spec: ModelSpec) -> Path:
@@ -141,6 +150,8 @@ def build_loop(
         fill_timeout_s=opts.fill_timeout_s,
         stop=stop,
     )
+    executor.rules.max_age = timedelta(seconds=opts.asset_rules_max_age_s)
+    executor.lag_policy = LagPolicy(wait_s=opts.position_wait_s)
     config = CycleConfig(
         timeframe=timeframe,
         history_bars=history_bars(opts.history_hours, timeframe),

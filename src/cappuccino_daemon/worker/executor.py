@@ -27,6 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from cappuccino_daemon.broker.budget import backoff_s
 from cappuccino_daemon.broker.ports import (
     AmbiguousSubmitError,
     Asset,
@@ -44,7 +45,10 @@ from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import EnvProfile
 from cappuccino_daemon.policy.ledger import book_fill, reserve_buy, size_live_buy, size_live_sell
 from cappuccino_daemon.worker.account import as_tuple, load_account
+from cappuccino_daemon.worker.asset_rules import AssetRules
+from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.crashpoints import crash_point
+from cappuccino_daemon.worker.fills import cancel_at_deadline
 from cappuccino_daemon.worker.ids import client_order_id
 
 log = get_logger(__name__)
@@ -109,19 +113,15 @@ class Executor:
         self.poll_s = poll_s
         self.max_submit_attempts = max_submit_attempts
         self.stop = stop or threading.Event()
-        self._assets: dict[str, Asset] | None = None
+        self.rules = AssetRules(broker, self.tickers, clock)  # reloaded daily and after a rule 422
+        self.lag_policy = LagPolicy()  # how reconciliation waits for positions that lag their fills
 
     # -- broker facts -----------------------------------------------------------------------------
     def assets(self) -> dict[str, Asset]:
-        if self._assets is None:
-            self._assets = self.broker.get_assets(list(self.tickers))
-        return self._assets
+        return self.rules.all()
 
     def _asset(self, symbol: str) -> Asset:
-        asset = self.assets().get(symbol)
-        if asset is None:
-            return Asset(symbol, tradable=False, min_order_size=Decimal(0), min_trade_increment=Decimal(0))
-        return asset
+        return self.rules.get(symbol)
 
     # -- settle one broker snapshot into the journal ----------------------------------------------
     def settle(self, intent: IntentRecord, snap: OrderSnapshot, event: str | None = None) -> IntentRecord:
@@ -222,10 +222,12 @@ class Executor:
                 coid, "ambiguous", event="submit_ambiguous", detail={"error": str(exc)}
             )
             intent = self._refresh(coid)
-            self.clock.sleep(self.poll_s)
+            self.clock.sleep(backoff_s(exc, self.poll_s))  # a 429 waits for its reset
             return intent, False
         except BrokerRejectedError as exc:
             log.error("submit_rejected", client_order_id=coid, status_code=exc.status_code, error=str(exc))
+            if self.rules.note_rejection(exc):
+                self.journal.record_event("asset_rules_reload", coid, {"error": str(exc)})
             self.journal.update_intent(
                 coid,
                 "rejected",
@@ -393,7 +395,10 @@ class Executor:
                     continue
             self.submit(intent, report)
             sell_ids.append(coid)
-        return self.await_final(sell_ids) if sell_ids else []
+        open_sells = self.await_final(sell_ids) if sell_ids else []
+        if open_sells and not self.stop.is_set():
+            open_sells = cancel_at_deadline(self, open_sells)  # book what filled, cancel the rest
+        return open_sells
 
     def _buy_phase(
         self, bar_time: datetime, buys: Sequence[OrderLine], prices: Sequence[float], report: ExecutionReport
@@ -420,7 +425,10 @@ class Executor:
                 cash, broker_cash = reserve_buy(cash, broker_cash, float(intent.qty), price, self.profile)
             self.submit(intent, report)
             buy_ids.append(coid)
-        return self.await_final(buy_ids) if buy_ids else []
+        open_buys = self.await_final(buy_ids) if buy_ids else []
+        if open_buys and not self.stop.is_set():
+            open_buys = cancel_at_deadline(self, open_buys)
+        return open_buys
 
 
 def _side(text: str) -> Side:

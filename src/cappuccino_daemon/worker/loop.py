@@ -29,6 +29,7 @@ from cappuccino_daemon.heartbeat import Heartbeat, write_heartbeat
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
+from cappuccino_daemon.worker.fees_audit import FeeAuditor
 from cappuccino_daemon.worker.metrics import WorkerMetrics
 from cappuccino_daemon.worker.pace import BrokerClockRate
 from cappuccino_daemon.worker.progress import ProgressReport, ProgressTracker
@@ -71,6 +72,7 @@ class WorkerLoop:
         self.status = LoopStatus()
         self._reconciled_for: datetime | None = None
         self.progress = ProgressTracker(cycle.clock.monotonic())
+        self.fees = FeeAuditor(cycle.broker, cycle.journal, cycle.spec.profile, cycle.tickers)
 
     # -- signals ----------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -156,6 +158,7 @@ class WorkerLoop:
             capital=self.cycle.spec.profile.initial_capital,
             current_bar=current,
         )
+        self.fees.maybe_run(broker_now)  # once per broker day: virtual vs booked fees
         for old in self.cycle.journal.cycles("executing"):
             if old.bar_time < current:
                 log.warning(

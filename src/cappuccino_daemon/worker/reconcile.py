@@ -20,7 +20,10 @@ Rules:
    (its lookup failed, or the order is still working) is not clamped this time: the broker position
    may already hold a fill the journal has not booked, and clamping first would book the sell's coins
    away without its cash (the later fill then finds no virtual holding to sell). It is journaled as
-   ``position_check_deferred`` and checked again at the next reconciliation.
+   ``position_check_deferred`` and checked again at the next reconciliation. A position that has not
+   caught up with a filled buy yet (Alpaca's position lag) is waited for, bounded, or deferred once
+   (``worker/books_check.py``).
+5. An intent marked ``lost`` that the broker knows after all is re-adopted (``worker/readopt.py``).
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from cappuccino_daemon.broker.ports import Broker, TransientBrokerError
+from cappuccino_daemon.broker.ports import Broker, BrokerPosition, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.policy.ledger import clamp_to_broker, exceeds_broker
 from cappuccino_daemon.worker.account import as_tuple, load_account
+from cappuccino_daemon.worker.books_check import settled_positions
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.ids import our_prefix
+from cappuccino_daemon.worker.readopt import readopt_lost
 
 log = get_logger(__name__)
 
@@ -69,10 +74,14 @@ def reconcile(
 ) -> ReconcileReport:
     report = ReconcileReport()
     _resolve_intents(broker, journal, executor, current_bar, report)
+    report.resolved.extend(readopt_lost(broker, journal, executor, current_bar))
     executor.book_pending_fills()
     _foreign_orders(broker, journal, model_id, report)
     unsettled = {intent.symbol for intent in journal.open_intents()}
-    _positions(broker, journal, tickers, capital, fee_tolerance, report, unsettled)
+    positions, lagging = settled_positions(
+        broker, journal, executor.clock, tickers, capital, executor.lag_policy
+    )
+    _positions(positions, journal, tickers, capital, fee_tolerance, report, unsettled | lagging)
     log.info(
         "reconciled",
         resolved=len(report.resolved),
@@ -165,7 +174,7 @@ def _foreign_orders(broker: Broker, journal: Journal, model_id: str, report: Rec
 
 
 def _positions(
-    broker: Broker,
+    positions: dict[str, BrokerPosition],
     journal: Journal,
     tickers: tuple[str, ...],
     capital: float,
@@ -173,7 +182,6 @@ def _positions(
     report: ReconcileReport,
     unsettled: set[str],
 ) -> None:
-    positions = broker.get_positions()
     account = load_account(journal, capital, len(tickers))
     changed = False
     for index, symbol in enumerate(tickers):
