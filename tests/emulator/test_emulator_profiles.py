@@ -27,7 +27,8 @@ def _options(*flags: str) -> object:
 
 def test_cli_profile_flags_and_lenient() -> None:
     default = _options()
-    assert DEFAULT_PROFILE == "lenient" and default.rate_limit == 0 and default.assets is None  # type: ignore[attr-defined]
+    assert DEFAULT_PROFILE == "strict" and default.rate_limit == STRICT_RATE_LIMIT  # type: ignore[attr-defined]
+    assert default.assets == default_assets_file()  # type: ignore[attr-defined]
     strict = _options("--profile", "strict", "--position-lag-s", "7")
     assert strict.rate_limit == STRICT_RATE_LIMIT and strict.position_lag_s == 7  # type: ignore[attr-defined]
     assert strict.assets == default_assets_file()  # type: ignore[attr-defined]

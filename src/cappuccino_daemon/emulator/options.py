@@ -3,8 +3,8 @@
 Two profiles: ``lenient`` (the field defaults: no request budget, whole instant fills, positions
 updated with the order, 1e-9 quantity steps and no price steps) and ``strict`` (Alpaca's documented
 behaviour: 200 requests/min, some partial fills, positions lagging fills, per-asset increments from
-the shipped asset file). ``EmulatorOptions()`` and ``EmulatorThread`` stay lenient; the CLI and the
-``[emulator]`` config pick a profile with ``DEFAULT_PROFILE`` as the default.
+the shipped asset file). ``EmulatorOptions()`` and ``EmulatorThread`` stay lenient (tests opt in to each behaviour); the CLI
+and the ``[emulator]`` config pick a profile with ``DEFAULT_PROFILE`` (strict) as the default.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from cappuccino_daemon.emulator.faults import FaultRule
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_HISTORY_DAYS = 120
 PROFILES = ("lenient", "strict")
-# The profile `cappuccino-paper emulator` (and so the supervisor's embedded exchange) runs without
-# --profile. Flip to "strict" once the worker copes with partial fills, lag and 429s.
-DEFAULT_PROFILE = "lenient"
+# The profile `cappuccino-paper emulator` (and so the supervisor's embedded exchange and the demo) runs
+# without --profile: Alpaca's hard edges, so users and the daemon meet the real shape from the start.
+DEFAULT_PROFILE = "strict"
 STRICT_RATE_LIMIT = 200  # Alpaca trading API: 200 requests per minute per key
 STRICT_PARTIAL_FILL_RATE = 0.1
 STRICT_POSITION_LAG_S = 3.0  # Alpaca users report positions trailing fills by several seconds
