@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from cappuccino_daemon.atomic import atomic_write_json
+from cappuccino_daemon.states import WorkerPhase
 
 
 @dataclass(frozen=True)
 class Heartbeat:
     time: datetime  # when the worker wrote it (UTC)
     pid: int
-    phase: str  # STARTING | RECONCILING | TRADING | WAITING | STOPPING
+    phase: WorkerPhase
     cycles: int  # completed trading cycles since the worker started
     last_bar: datetime | None = None  # open time of the newest completed bar acted on
     equity: float | None = None  # virtual sub-account equity (USD)
@@ -39,7 +40,7 @@ class Heartbeat:
         return cls(
             time=datetime.fromisoformat(data["time"]),
             pid=int(data["pid"]),
-            phase=str(data["phase"]),
+            phase=WorkerPhase(data["phase"]),
             cycles=int(data.get("cycles", 0)),
             last_bar=datetime.fromisoformat(last_bar) if last_bar else None,
             equity=None if data.get("equity") is None else float(data["equity"]),

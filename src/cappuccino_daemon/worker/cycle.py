@@ -25,6 +25,7 @@ from cappuccino_daemon.policy.features import BarGap, align_latest, floor_time
 from cappuccino_daemon.policy.normaliser import action_norm_vector
 from cappuccino_daemon.policy.planner import plan_step
 from cappuccino_daemon.policy.state import build_state
+from cappuccino_daemon.states import CycleStatus
 from cappuccino_daemon.worker.account import as_tuple, load_account, with_cooldown
 from cappuccino_daemon.worker.crashpoints import crash_point
 from cappuccino_daemon.worker.executor import ExecutionReport, Executor, OrderLine
@@ -97,7 +98,7 @@ class Cycle:
         now = broker_now or self.broker_now()
         bar = self.expected_bar(now)
         existing = self.journal.get_cycle(bar)
-        if existing is not None and existing.status != "executing":
+        if existing is not None and existing.status != CycleStatus.EXECUTING:
             return CycleOutcome("idle", bar)
         if existing is not None:
             return self._resume(bar, existing.plan or {}, now)
@@ -194,7 +195,7 @@ class Cycle:
         sent = report.last_submit_mono if report.last_submit_mono is not None else self.clock.monotonic()
         lag = (now - bar_close).total_seconds() + (sent - started)
         message = "" if not report.unresolved else f"{report.unresolved} order(s) unresolved"
-        status = "done" if not report.unresolved else "partial"
+        status = CycleStatus.PARTIAL if report.unresolved else CycleStatus.DONE
         self.journal.finish_cycle(bar, status, lag, message)
         account = load_account(self.journal, self.spec.profile.initial_capital, len(self.tickers))
         equity = account.equity(np.asarray(prices, dtype=np.float64)) if prices else None

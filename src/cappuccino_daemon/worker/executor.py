@@ -41,6 +41,7 @@ from cappuccino_daemon.journal.store import IntentRecord, Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import EnvProfile
 from cappuccino_daemon.policy.planner import account_reserve
+from cappuccino_daemon.states import IntentStatus
 from cappuccino_daemon.worker.account import as_tuple, book_fill, load_account
 from cappuccino_daemon.worker.crashpoints import crash_point
 from cappuccino_daemon.worker.ids import client_order_id
@@ -70,17 +71,17 @@ def floor_qty(qty: float | Decimal, increment: Decimal) -> Decimal:
     return (value / increment).to_integral_value(rounding=ROUND_FLOOR) * increment
 
 
-_INTENT_STATUS: dict[OrderStatus, str] = {
-    OrderStatus.FILLED: "filled",
-    OrderStatus.REJECTED: "rejected",
-    OrderStatus.EXPIRED: "expired",
-    OrderStatus.CANCELED: "canceled",
+_INTENT_STATUS: dict[OrderStatus, IntentStatus] = {
+    OrderStatus.FILLED: IntentStatus.FILLED,
+    OrderStatus.REJECTED: IntentStatus.REJECTED,
+    OrderStatus.EXPIRED: IntentStatus.EXPIRED,
+    OrderStatus.CANCELED: IntentStatus.CANCELED,
 }
 
 
-def intent_status(snap: OrderSnapshot) -> str:
+def intent_status(snap: OrderSnapshot) -> IntentStatus:
     """The journal's word for a broker order: final statuses map one to one, the rest is in flight."""
-    return _INTENT_STATUS.get(snap.status, "submitted")
+    return _INTENT_STATUS.get(snap.status, IntentStatus.SUBMITTED)
 
 
 @dataclass
@@ -89,7 +90,6 @@ class ExecutionReport:
     filled: int = 0
     dropped: int = 0
     unresolved: int = 0
-    buys_skipped: bool = False
     stopped: bool = False  # a stop request cut the cycle short at a safe point
     last_submit_mono: float | None = None
 
@@ -149,7 +149,7 @@ class Executor:
                 "filled_qty": str(snap.filled_qty),
             },
         )
-        if status != "submitted" and snap.filled_qty > 0 and snap.filled_avg_price is not None:
+        if status != IntentStatus.SUBMITTED and snap.filled_qty > 0 and snap.filled_avg_price is not None:
             self._book(intent, snap.filled_qty, snap.filled_avg_price)
         updated = self.journal.get_intent(intent.client_order_id)
         assert updated is not None
@@ -188,9 +188,9 @@ class Executor:
         """Send (or resolve) one intent; never produces a second order for the same id."""
         coid = intent.client_order_id
         for _ in range(self.max_submit_attempts):
-            if intent.status not in ("pending", "ambiguous"):
+            if intent.status not in (IntentStatus.PENDING, IntentStatus.AMBIGUOUS):
                 return intent
-            if intent.attempts > 0 or intent.status == "ambiguous":
+            if intent.attempts > 0 or intent.status == IntentStatus.AMBIGUOUS:
                 # A POST may have reached the broker before: ask before sending anything.
                 try:
                     snap = self.lookup(coid)
@@ -213,7 +213,7 @@ class Executor:
             except (AmbiguousSubmitError, TransientBrokerError) as exc:
                 log.warning("submit_ambiguous", client_order_id=coid, error=str(exc))
                 self.journal.update_intent(
-                    coid, "ambiguous", event="submit_ambiguous", detail={"error": str(exc)}
+                    coid, IntentStatus.AMBIGUOUS, event="submit_ambiguous", detail={"error": str(exc)}
                 )
                 intent = self._refresh(coid)
                 self.clock.sleep(self.poll_s)
@@ -224,7 +224,7 @@ class Executor:
                 )
                 self.journal.update_intent(
                     coid,
-                    "rejected",
+                    IntentStatus.REJECTED,
                     event="submit_rejected",
                     detail={"error": str(exc), "status": exc.status_code},
                 )
@@ -259,9 +259,9 @@ class Executor:
             still_open: list[IntentRecord] = []
             for coid in coids:
                 intent = self._refresh(coid)
-                if intent.status == "ambiguous":
+                if intent.status == IntentStatus.AMBIGUOUS:
                     intent = self.submit(intent)
-                if intent.status != "submitted":
+                if intent.status != IntentStatus.SUBMITTED:
                     if intent.is_open:
                         still_open.append(intent)
                     continue
@@ -382,7 +382,6 @@ class Executor:
             log.warning("cycle_paused", bar=bar_time.isoformat(), at="sells", reason="stop requested")
             return report
         if open_sells:
-            report.buys_skipped = bool(buys)
             report.unresolved = len(open_sells)
             log.warning(
                 "sells_not_final", bar=bar_time.isoformat(), open=[i.client_order_id for i in open_sells]
@@ -419,7 +418,7 @@ class Executor:
             log.warning("cycle_paused", bar=bar_time.isoformat(), at="buys", reason="stop requested")
             return report
         report.unresolved = len(open_buys)
-        report.filled = sum(1 for i in self.journal.intents(bar_time) if i.status == "filled")
+        report.filled = sum(1 for i in self.journal.intents(bar_time) if i.status == IntentStatus.FILLED)
         return report
 
 
