@@ -1,9 +1,9 @@
 """Read ``actor.pth`` safely and describe it from its tensor shapes alone.
 
 The tensor shapes are the only trustworthy description of a legacy checkpoint (trial params may
-describe a different run, model_formats.md §4.4). Loading is ``torch.load(weights_only=True)`` only:
-a checkpoint is never unpickled with arbitrary code execution, and a missing ``actor.pth`` is an
-error, never "random weights" as in the upstream loader.
+describe a different run than the one that saved the weights). Loading is
+``torch.load(weights_only=True)`` only: a checkpoint is never unpickled with arbitrary code execution,
+and a missing ``actor.pth`` is an error, never "random weights" as in the upstream loader.
 """
 
 from __future__ import annotations
