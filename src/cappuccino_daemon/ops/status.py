@@ -135,7 +135,7 @@ def _supervisor_section(data: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 _CHILD_KEYS = (
     "state", "starts", "restarts", "consecutive_failures", "backoff_s", "next_start_at", "last_exit_code",
-    "last_exit_signal", "last_exit_reason", "last_exit_at", "hang_kills",
+    "last_exit_signal", "last_exit_reason", "last_exit_detail", "last_exit_at", "hang_kills",
 )  # fmt: skip
 
 

@@ -184,7 +184,7 @@ class Supervisor:
         given_up = code == EX_CONFIG
         if not given_up:
             self.state.move(SupervisorStatus.STOPPING)
-        self.notifier.stopping(self._status_text("stopping"))
+        self.notifier.stopping(self._status_text(SupervisorStatus.STOPPING))
         for child in reversed(self._children):
             if child.proc is None:
                 if child.record.state != ChildState.GIVEN_UP:
@@ -317,7 +317,7 @@ class Supervisor:
         if not healthy:
             return
         if child.plan.name == WORKER and child.healthy_since is not None:
-            self.notifier.ready(self._status_text("running"))
+            self.notifier.ready(self._status_text(SupervisorStatus.RUNNING))
             if self.state.ready_at is None:
                 self.state.ready_at = self.clock.now().isoformat()
         if child.record.consecutive_failures > 0 and self.cfg.policy.is_healthy_run(
