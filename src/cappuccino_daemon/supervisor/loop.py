@@ -421,12 +421,12 @@ class Supervisor:
             reason=reason,
             ran_s=round(ran_s, 3),
         )
-        if reason == ExitReason.DELIBERATE_STOP:
+        if reason.after is ChildState.STOPPED:  # the worker exited 0
             rec.move(ChildState.STOPPED)
             self.state.message = f"{child.plan.name} stopped deliberately (exit 0); supervisor stops too"
             self._exit_code = 0
             return
-        if reason == ExitReason.DO_NOT_RESTART:
+        if reason.after is ChildState.GIVEN_UP:  # exit 78
             rec.move(ChildState.GIVEN_UP)
             self.state.message = (
                 f"{child.plan.name} exited 78 (configuration or model problem): not restarting; see its log "
