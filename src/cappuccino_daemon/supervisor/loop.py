@@ -22,7 +22,7 @@ from cappuccino_daemon.errors import EX_CONFIG
 from cappuccino_daemon.heartbeat import read_heartbeat
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.states import ChildState, ExitReason, SupervisorStatus
-from cappuccino_daemon.supervisor import reporting, resume
+from cappuccino_daemon.supervisor import reporting, resume, stall
 from cappuccino_daemon.supervisor.child import (
     ExitInfo,
     clean_env,
@@ -334,6 +334,7 @@ class Supervisor:
         """A new heartbeat is progress (the first one makes the child RUNNING); False once it is hung."""
         hb = read_heartbeat(path)
         if hb is not None and hb.time != child.last_hb_time:
+            stall.note_progress(child.plan.name, child.heartbeat, hb)  # reported, never restarted
             child.last_hb_time, child.heartbeat, child.last_progress = hb.time, hb, now
             child.record.last_heartbeat_at = hb.time.isoformat()
             if child.healthy_since is None:
