@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
+from cappuccino_daemon.clock import SystemClock
 from cappuccino_daemon.heartbeat import read_heartbeat
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.states import (
@@ -193,7 +195,8 @@ def test_child_record_and_supervisor_status_refuse_moves_off_their_tables() -> N
 
 # -- the worker's phase ---------------------------------------------------------------------------------
 def test_worker_loop_refuses_a_phase_move_off_the_table() -> None:
-    loop = WorkerLoop(cast(Any, None), heartbeat_file=None, poll_interval_s=1.0)
+    cycle = cast(Any, SimpleNamespace(clock=SystemClock()))  # no heartbeat file: phases only
+    loop = WorkerLoop(cycle, heartbeat_file=None, poll_interval_s=1.0)
     assert loop.status.phase is WorkerPhase.STARTING
     loop._set_phase(WorkerPhase.RECONCILING)
     loop._set_phase(WorkerPhase.TRADING)
