@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from cappuccino_daemon.errors import ConfigError
+from cappuccino_daemon.layout import StateLayout
 
 ENV_PREFIX = "CAPPUCCINO_"
 DEFAULT_CONFIG = Path("config/daemon.toml")
@@ -188,8 +189,8 @@ class DaemonSettings(BaseSettings):
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 (pydantic-settings passes it by name)
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         file_data = getattr(settings_cls, "file_data", None)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
@@ -396,7 +397,7 @@ def _resolve_paths(settings: DaemonSettings, config_file: Path) -> DaemonSetting
     state_dir = _systemd_dir("STATE_DIRECTORY") or _resolve(root, settings.paths.state)
     assert model_dir is not None and state_dir is not None
     emu, worker = settings.emulator, settings.worker
-    default_emu_state = state_dir / "emulator.sqlite" if emu.persist else None
+    default_emu_state = StateLayout(state_dir).emulator_state if emu.persist else None
     logs = _systemd_dir("LOGS_DIRECTORY") or _resolve(root, settings.paths.logs)
     return settings.model_copy(
         update={

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cappuccino_daemon.atomic import atomic_write_json
+from cappuccino_daemon.states import WorkerPhase
 
 
 class Progress(StrEnum):
@@ -27,7 +28,7 @@ class Progress(StrEnum):
 class Heartbeat:
     time: datetime  # when the worker wrote it (UTC)
     pid: int
-    phase: str  # STARTING | RECONCILING | TRADING | WAITING | STOPPING
+    phase: WorkerPhase
     cycles: int  # completed trading cycles since the worker started
     last_bar: datetime | None = None  # open time of the newest completed bar acted on
     equity: float | None = None  # virtual sub-account equity (USD)
@@ -53,7 +54,7 @@ class Heartbeat:
         return cls(
             time=datetime.fromisoformat(data["time"]),
             pid=int(data["pid"]),
-            phase=str(data["phase"]),
+            phase=WorkerPhase(data["phase"]),
             cycles=int(data.get("cycles", 0)),
             last_bar=datetime.fromisoformat(last_bar) if last_bar else None,
             equity=None if data.get("equity") is None else float(data["equity"]),

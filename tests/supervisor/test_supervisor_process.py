@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from supervisor_harness import Harness
 
-from cappuccino_daemon.supervisor.child import pid_alive
+from cappuccino_daemon.procinfo import pid_alive
 
 FOREVER: dict[str, Any] = {"run_s": None}
 CRASH: dict[str, Any] = {"run_s": 0, "exit": 3}

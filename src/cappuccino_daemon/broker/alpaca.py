@@ -1,7 +1,7 @@
 """The ``Broker`` port over alpaca-py (``TradingClient`` + ``CryptoHistoricalDataClient``).
 
 Both clients run in raw mode (dicts, not pydantic models) so an enum Alpaca adds tomorrow cannot break
-a whole list parse (alpaca_api.md §8.2); we parse the few fields we need ourselves. This is the only
+a whole list parse; we parse the few fields we need ourselves. This is the only
 module that knows Alpaca's vocabulary: its status strings map onto ``ports.OrderStatus`` here, and
 alpaca-py's and requests' exceptions onto the port's errors (import-linter keeps the worker, journal,
 policy, model and replay packages from importing ``alpaca`` or this module).
@@ -60,7 +60,7 @@ CREDENTIAL_FIX = (
 )
 
 
-# Alpaca order statuses (alpaca_api.md) → ours. Anything not listed is treated as PENDING (still open):
+# Alpaca order statuses → ours. Anything not listed is treated as PENDING (still open):
 # an order whose state we do not understand is never assumed to be over.
 _STATUS: dict[str, OrderStatus] = {
     "new": OrderStatus.OPEN,
@@ -249,7 +249,7 @@ def _alpaca_timeframe(timeframe: timedelta) -> Any:
 
 
 def _qty_text(qty: Decimal) -> str:
-    """Fixed-point decimal text (never ``1e-05``, which Alpaca may refuse; alpaca_api.md §8.11)."""
+    """Fixed-point decimal text (never ``1e-05``, which Alpaca may refuse)."""
     return format(qty.normalize(), "f")
 
 

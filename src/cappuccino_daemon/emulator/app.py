@@ -26,7 +26,7 @@ from cappuccino_daemon.logsetup import get_logger
 log = get_logger(__name__)
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
+async def _http_error(_request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
         return json_response({"code": 40410000, "message": "endpoint not found"}, 404)
@@ -46,7 +46,7 @@ def build_app(exchange: Exchange, checkpoint_interval_s: float = 1.0) -> tuple[S
     ctx = Context(exchange)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async def checkpoints() -> None:
             while True:
                 await asyncio.sleep(checkpoint_interval_s)

@@ -120,7 +120,7 @@ class Exchange:
             if account is not None:
                 self.engine.restore(account, self.store.load_orders())
                 self.resumed = True
-        self.transact(lambda now: None)
+        self.transact(lambda _now: None)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -146,7 +146,7 @@ class Exchange:
 
     def checkpoint(self) -> None:
         """Periodic: fills due by time alone happen and the clock is saved even without requests."""
-        self.transact(lambda now: None)
+        self.transact(lambda _now: None)
 
     def _commit(self, now: datetime, force: bool = False, clean_stop: bool = False) -> None:
         if self.store is None:

@@ -3,8 +3,9 @@
 Two profiles: ``lenient`` (the field defaults: no request budget, whole instant fills, positions
 updated with the order, 1e-9 quantity steps and no price steps) and ``strict`` (Alpaca's documented
 behaviour: 200 requests/min, some partial fills, positions lagging fills, per-asset increments from
-the shipped asset file). ``EmulatorOptions()`` and ``EmulatorThread`` stay lenient (tests opt in to each behaviour); the CLI
-and the ``[emulator]`` config pick a profile with ``DEFAULT_PROFILE`` (strict) as the default.
+the shipped asset file). ``EmulatorOptions()`` and ``EmulatorThread`` stay lenient (tests opt in to
+each behaviour); the CLI and the ``[emulator]`` config pick a profile with ``DEFAULT_PROFILE``
+(strict) as the default.
 """
 
 from __future__ import annotations

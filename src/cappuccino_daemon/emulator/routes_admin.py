@@ -53,7 +53,7 @@ def state_json(ex: Exchange, now: datetime) -> dict[str, Any]:
 
 
 @endpoint("admin_state", auth=None)
-async def get_state(request: Request, ex: Exchange) -> Response:
+async def get_state(_request: Request, ex: Exchange) -> Response:
     return json_response(ex.transact(lambda now: state_json(ex, now)))
 
 
@@ -89,7 +89,7 @@ async def faults(request: Request, ex: Exchange) -> Response:
 
 
 @endpoint("healthz", auth=None)
-async def healthz(request: Request, ex: Exchange) -> Response:
+async def healthz(_request: Request, ex: Exchange) -> Response:
     return json_response({"status": "ok", "now": ex.now().isoformat()})
 
 

@@ -174,7 +174,7 @@ def paginate(
     return page, None
 
 
-def _window(request: Request, ex: Exchange, now: datetime, tf_ns: int, shift_ns: int = 0) -> tuple[int, int]:
+def _window(request: Request, now: datetime, shift_ns: int = 0) -> tuple[int, int]:
     now_ns = to_ns(now)
     day = 86_400 * NS
     start = _time(request, "start")
@@ -192,7 +192,7 @@ def _series_for(request: Request, ex: Exchange, kind: str) -> Callable[[datetime
 
     def run(now: datetime) -> Response:
         shift = step if kind != "bars" else 0  # quotes/trades are stamped at the bar's close
-        start_ns, end_ns = _window(request, ex, now, tf_ns, shift)
+        start_ns, end_ns = _window(request, now, shift)
         series: dict[str, Series] = {}
         for symbol, base in zip(symbols, bases, strict=True):
             if not base:
@@ -263,7 +263,7 @@ def _book(t: int, row: np.ndarray, step: int) -> Item:
 
 @endpoint("latest_bars", auth="data")
 async def latest_bars(request: Request, ex: Exchange) -> Response:
-    return _latest(request, ex, "bars", lambda t, row, step: serialise.bar_json(t, row))
+    return _latest(request, ex, "bars", lambda t, row, _step: serialise.bar_json(t, row))
 
 
 @endpoint("latest_quotes", auth="data")

@@ -48,12 +48,12 @@ def _query_decimal(request: Request, name: str) -> Decimal | None:
 
 
 @endpoint("account", auth="trading")
-async def get_account(request: Request, ex: Exchange) -> Response:
+async def get_account(_request: Request, ex: Exchange) -> Response:
     return json_response(ex.transact(lambda now: serialise.account_json(ex.engine, now)))
 
 
 @endpoint("positions", auth="trading")
-async def list_positions(request: Request, ex: Exchange) -> Response:
+async def list_positions(_request: Request, ex: Exchange) -> Response:
     def run(now: datetime) -> list[dict[str, Any]]:
         engine = ex.engine
         return [serialise.position_json(engine, pos, now) for pos in engine.visible_positions(now).values()]
@@ -176,12 +176,12 @@ def _filter_orders(request: Request, ex: Exchange) -> list[Order]:
 @endpoint("orders_list", auth="trading")
 async def list_orders(request: Request, ex: Exchange) -> Response:
     return json_response(
-        ex.transact(lambda now: [serialise.order_json(o) for o in _filter_orders(request, ex)])
+        ex.transact(lambda _now: [serialise.order_json(o) for o in _filter_orders(request, ex)])
     )
 
 
 @endpoint("orders_cancel_all", auth="trading")
-async def cancel_all_orders(request: Request, ex: Exchange) -> Response:
+async def cancel_all_orders(_request: Request, ex: Exchange) -> Response:
     def run(now: datetime) -> list[dict[str, Any]]:
         return [
             {"id": o.id, "status": 200, "body": serialise.order_json(o)} for o in ex.engine.cancel_all(now)
@@ -193,7 +193,7 @@ async def cancel_all_orders(request: Request, ex: Exchange) -> Response:
 @endpoint("order_by_client_id", auth="trading")
 async def get_order_by_client_id(request: Request, ex: Exchange) -> Response:
     coid = request.query_params.get("client_order_id", "")
-    return json_response(ex.transact(lambda now: serialise.order_json(ex.engine.get_by_client_id(coid))))
+    return json_response(ex.transact(lambda _now: serialise.order_json(ex.engine.get_by_client_id(coid))))
 
 
 def _order_id(request: Request) -> str:
@@ -207,7 +207,7 @@ def _order_id(request: Request) -> str:
 @endpoint("order_get", auth="trading")
 async def get_order(request: Request, ex: Exchange) -> Response:
     order_id = _order_id(request)
-    return json_response(ex.transact(lambda now: serialise.order_json(ex.engine.get(order_id))))
+    return json_response(ex.transact(lambda _now: serialise.order_json(ex.engine.get(order_id))))
 
 
 @endpoint("order_cancel", auth="trading")
@@ -267,7 +267,7 @@ async def list_activities_by_type(request: Request, ex: Exchange) -> Response:
 
 
 @endpoint("clock", auth="trading")
-async def get_clock(request: Request, ex: Exchange) -> Response:
+async def get_clock(_request: Request, ex: Exchange) -> Response:
     return json_response(ex.transact(serialise.clock_json))
 
 

@@ -44,7 +44,7 @@ class _Server(uvicorn.Server):
             yield
             return
 
-        def handle(sig: int, frame: FrameType | None) -> None:
+        def handle(sig: int, _frame: FrameType | None) -> None:
             log.info("emulator_signal", signal=signal.Signals(sig).name)
             if self.should_exit and sig == signal.SIGINT:
                 self.force_exit = True

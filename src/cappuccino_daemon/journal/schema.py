@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS normaliser (
     created_at  TEXT NOT NULL
 );
 
--- One decision per completed bar. status: executing -> done | skipped | abandoned.
+-- One decision per completed bar. status: states.CycleStatus (executing -> done | partial | interrupted;
+-- or skipped), moves checked against states.CYCLE_STATUSES.
 CREATE TABLE IF NOT EXISTS cycles (
     bar_time     TEXT PRIMARY KEY,
     model_id     TEXT NOT NULL,
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS cycles (
 );
 
 -- One row per order we intend to send, written BEFORE the submit.
--- status: pending | submitted | ambiguous | filled | canceled | rejected | lost | expired | dropped
+-- status: states.IntentStatus (pending | ambiguous | submitted | filled | canceled | rejected | expired |
+-- lost), moves checked against states.INTENT_STATUSES.
 CREATE TABLE IF NOT EXISTS intents (
     client_order_id  TEXT PRIMARY KEY,
     bar_time         TEXT NOT NULL,

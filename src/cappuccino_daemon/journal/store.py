@@ -19,8 +19,15 @@ from typing import Any
 
 from cappuccino_daemon.errors import ConfigError, InvariantViolation
 from cappuccino_daemon.journal.schema import SCHEMA, SCHEMA_VERSION
+from cappuccino_daemon.states import (
+    CYCLE_STATUSES,
+    INTENT_STATUSES,
+    OPEN_INTENT_STATUSES,
+    CycleStatus,
+    IntentStatus,
+)
 
-OPEN_INTENT_STATUSES = ("pending", "submitted", "ambiguous")
+_OPEN = tuple(sorted(OPEN_INTENT_STATUSES))  # SQL parameters, in a stable order
 
 
 def iso(moment: datetime) -> str:
@@ -62,7 +69,7 @@ class AccountRecord:
 class CycleRecord:
     bar_time: datetime
     model_id: str
-    status: str
+    status: CycleStatus
     started_at: datetime
     finished_at: datetime | None
     state_sha256: str | None
@@ -80,7 +87,7 @@ class IntentRecord:
     side: str
     qty: Decimal
     ref_price: float
-    status: str
+    status: IntentStatus
     broker_order_id: str | None
     filled_qty: Decimal
     filled_avg_price: float | None
@@ -89,7 +96,7 @@ class IntentRecord:
 
     @property
     def is_open(self) -> bool:
-        return self.status in OPEN_INTENT_STATUSES
+        return self.status.is_open
 
 
 class Journal:
@@ -222,10 +229,11 @@ class Journal:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO cycles (bar_time, model_id, status, started_at, state_sha256, action, plan) "
-                "VALUES (?, ?, 'executing', ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     iso(bar_time),
                     model_id,
+                    CycleStatus.EXECUTING,
                     _now(),
                     state_sha256,
                     json.dumps([float(a) for a in action]),
@@ -238,8 +246,8 @@ class Journal:
         with self.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO cycles (bar_time, model_id, status, started_at, finished_at, message) "
-                "VALUES (?, ?, 'skipped', ?, ?, ?)",
-                (iso(bar_time), model_id, _now(), _now(), message),
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (iso(bar_time), model_id, CycleStatus.SKIPPED, _now(), _now(), message),
             )
 
     def skip_missed(
@@ -254,13 +262,20 @@ class Journal:
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO cycles (bar_time, model_id, status, started_at, finished_at, message) "
-                "VALUES (?, ?, 'skipped', ?, ?, ?)",
-                [(iso(m), model_id, _now(), _now(), message) for m in missed],
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(iso(m), model_id, CycleStatus.SKIPPED, _now(), _now(), message) for m in missed],
             )
         return missed
 
-    def finish_cycle(self, bar_time: datetime, status: str, lag_s: float | None, message: str = "") -> None:
+    def finish_cycle(
+        self, bar_time: datetime, status: CycleStatus, lag_s: float | None, message: str = ""
+    ) -> None:
+        """Move an executing cycle to its end state; any other move is an ``InvalidTransition``."""
         with self.transaction() as db:
+            row = db.execute("SELECT status FROM cycles WHERE bar_time=?", (iso(bar_time),)).fetchone()
+            if row is None:
+                raise InvariantViolation(f"finish of unknown cycle {iso(bar_time)}")
+            CYCLE_STATUSES.check(CycleStatus(row["status"]), status)
             db.execute(
                 "UPDATE cycles SET status=?, finished_at=?, lag_s=COALESCE(?, lag_s), message=? "
                 "WHERE bar_time=?",
@@ -271,7 +286,7 @@ class Journal:
         row = self._db.execute("SELECT * FROM cycles WHERE bar_time=?", (iso(bar_time),)).fetchone()
         return None if row is None else _cycle(row)
 
-    def cycles(self, status: str | None = None) -> list[CycleRecord]:
+    def cycles(self, status: CycleStatus | None = None) -> list[CycleRecord]:
         if status is None:
             rows = self._db.execute("SELECT * FROM cycles ORDER BY bar_time")
         else:
@@ -292,8 +307,18 @@ class Journal:
             db.execute(
                 "INSERT OR IGNORE INTO intents "
                 "(client_order_id, bar_time, symbol, side, qty, ref_price, status, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (client_order_id, iso(bar_time), symbol, side, str(qty), float(ref_price), now, now),
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    client_order_id,
+                    iso(bar_time),
+                    symbol,
+                    side,
+                    str(qty),
+                    float(ref_price),
+                    IntentStatus.PENDING,
+                    now,
+                    now,
+                ),
             )
         intent = self.get_intent(client_order_id)
         assert intent is not None
@@ -314,17 +339,15 @@ class Journal:
         return [_intent(r) for r in rows]
 
     def open_intents(self) -> list[IntentRecord]:
-        marks = ",".join("?" * len(OPEN_INTENT_STATUSES))
-        rows = self._db.execute(
-            f"SELECT * FROM intents WHERE status IN ({marks}) ORDER BY created_at", OPEN_INTENT_STATUSES
-        )
+        marks = ",".join("?" * len(_OPEN))
+        rows = self._db.execute(f"SELECT * FROM intents WHERE status IN ({marks}) ORDER BY created_at", _OPEN)
         return [_intent(r) for r in rows]
 
     def unapplied_final_intents(self) -> list[IntentRecord]:
         rows = self._db.execute(
             "SELECT * FROM intents WHERE applied=0 AND CAST(filled_qty AS REAL) > 0 ORDER BY created_at"
         )
-        return [_intent(r) for r in rows if r["status"] not in OPEN_INTENT_STATUSES]
+        return [intent for intent in map(_intent, rows) if not intent.is_open]
 
     def mark_attempt(self, client_order_id: str) -> None:
         """Called right before a POST: the journal then knows the order may exist at the broker."""
@@ -337,7 +360,7 @@ class Journal:
     def update_intent(
         self,
         client_order_id: str,
-        status: str,
+        status: IntentStatus,
         *,
         broker_order_id: str | None = None,
         filled_qty: Decimal | None = None,
@@ -347,10 +370,11 @@ class Journal:
     ) -> None:
         with self.transaction() as db:
             current = db.execute(
-                "SELECT applied FROM intents WHERE client_order_id=?", (client_order_id,)
+                "SELECT status FROM intents WHERE client_order_id=?", (client_order_id,)
             ).fetchone()
             if current is None:
                 raise InvariantViolation(f"update of unknown intent {client_order_id}")
+            INTENT_STATUSES.check(IntentStatus(current["status"]), status)
             db.execute(
                 "UPDATE intents SET status=?, broker_order_id=COALESCE(?, broker_order_id), "
                 "filled_qty=COALESCE(?, filled_qty), filled_avg_price=COALESCE(?, filled_avg_price), "
@@ -463,7 +487,7 @@ def _cycle(row: sqlite3.Row) -> CycleRecord:
     return CycleRecord(
         bar_time=parse_iso(row["bar_time"]),
         model_id=str(row["model_id"]),
-        status=str(row["status"]),
+        status=CycleStatus(row["status"]),
         started_at=parse_iso(row["started_at"]),
         finished_at=parse_iso(row["finished_at"]) if row["finished_at"] else None,
         state_sha256=row["state_sha256"],
@@ -482,7 +506,7 @@ def _intent(row: sqlite3.Row) -> IntentRecord:
         side=str(row["side"]),
         qty=Decimal(row["qty"]),
         ref_price=float(row["ref_price"]),
-        status=str(row["status"]),
+        status=IntentStatus(row["status"]),
         broker_order_id=row["broker_order_id"],
         filled_qty=Decimal(row["filled_qty"]),
         filled_avg_price=row["filled_avg_price"],

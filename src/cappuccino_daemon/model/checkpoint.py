@@ -1,9 +1,9 @@
 """Read ``actor.pth`` safely and describe it from its tensor shapes alone.
 
 The tensor shapes are the only trustworthy description of a legacy checkpoint (trial params may
-describe a different run, model_formats.md §4.4). Loading is ``torch.load(weights_only=True)`` only:
-a checkpoint is never unpickled with arbitrary code execution, and a missing ``actor.pth`` is an
-error, never "random weights" as in the upstream loader.
+describe a different run than the one that saved the weights). Loading is
+``torch.load(weights_only=True)`` only: a checkpoint is never unpickled with arbitrary code execution,
+and a missing ``actor.pth`` is an error, never "random weights" as in the upstream loader.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-def _layout_refusal(path: Path, keys: set[str]) -> str | None:
+def _layout_refusal(keys: set[str]) -> str | None:
     """A one-line reason when the keys are a known non-legacy-PPO layout."""
     if any(k.startswith(("net_state.", "net_a_avg.", "net_a_std.")) for k in keys):
         return "SAC actor layout (net_state / net_a_avg / net_a_std)"
@@ -187,7 +187,7 @@ def _refuse(path: Path, reason: str) -> ConfigError:
 def describe_state_dict(path: Path, sd: dict[str, torch.Tensor]) -> tuple[str, int, int, int, int]:
     """(algorithm, state_dim, net_dim, action_dim, n_hidden_layers) inferred from tensor shapes."""
     keys = set(sd)
-    reason = _layout_refusal(path, keys)
+    reason = _layout_refusal(keys)
     if reason:
         raise _refuse(path, reason)
     layers = sorted(int(m.group(1)) for k in keys if (m := _NET_WEIGHT.match(k)))

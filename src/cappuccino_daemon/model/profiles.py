@@ -17,9 +17,9 @@ from cappuccino_daemon.model.spec import EnvProfile
 
 # FinRL_Crypto config_main.ALPACA_LIMITS (written for AAVE, AVAX, BTC, NEAR, LINK, ETH, LTC, MATIC, UNI, SOL).
 FINRL_CRYPTO_LIMITS: tuple[float, ...] = (0.01, 0.10, 0.0001, 0.1, 0.1, 0.001, 0.01, 10, 0.1, 0.01)
-# Cappuccino Nov-2025 config order AAVE, AVAX, BTC, LINK, ETH, LTC and a leftover MATIC slot
-# (model_formats.md §3.1/§2.4). Decision: use these by position like the env did; the live worker
-# applies the broker's own min_order_size / increments on top.
+# Cappuccino Nov-2025 config order AAVE, AVAX, BTC, LINK, ETH, LTC and a leftover MATIC slot (the
+# env indexes them by position, not by name). Decision: use these by position like the env did; the
+# live worker applies the broker's own min_order_size / increments on top.
 CAPPUCCINO_NOV2025_LIMITS: tuple[float, ...] = (0.005, 0.03, 0.00001, 0.1, 0.0003, 0.01, 0.2)
 MIN_QTY_SAFETY = 1.1
 

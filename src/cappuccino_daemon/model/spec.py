@@ -28,7 +28,7 @@ FEATURES_11: tuple[str, ...] = (
     "dx",
 )
 
-# Training arrays iterate tickers alphabetically (model_formats.md §2.4).
+# Training arrays iterate tickers alphabetically (FinRL_Crypto sorts its download by ticker).
 DEFAULT_TRAINING_TICKERS: tuple[str, ...] = ("AAVE", "AVAX", "BTC", "ETH", "LINK", "LTC", "UNI")
 
 

@@ -164,7 +164,7 @@ class RestrictedTrialUnpickler(pickle.Unpickler):
             return self._inert[key]
         raise pickle.UnpicklingError(f"refused global {module}.{name}")
 
-    def persistent_load(self, pid: Any) -> Any:
+    def persistent_load(self, pid: Any) -> Any:  # noqa: ARG002 (pickle's signature)
         raise pickle.UnpicklingError("refused persistent id")
 
 

@@ -62,9 +62,8 @@ def _process_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
         )
     )
     if wk.get("last_exit_reason") or wk.get("last_exit_code") is not None:
-        rows.append(
-            ("last exit", f"code {wk.get('last_exit_code')} {wk.get('last_exit_reason') or ''}".strip())
-        )
+        how = wk.get("last_exit_detail") or f"code {wk.get('last_exit_code')}"
+        rows.append(("last exit", f"{how} {wk.get('last_exit_reason') or ''}".strip()))
     if hb is None:
         rows.append(("heartbeat", "[yellow]none[/]"))
     else:

@@ -21,13 +21,12 @@ from typing import Any
 
 from cappuccino_daemon.config import DaemonSettings
 from cappuccino_daemon.heartbeat import heartbeat_age_s, read_heartbeat
+from cappuccino_daemon.layout import StateLayout
 from cappuccino_daemon.ops.journal_view import JournalView, read_journal
 from cappuccino_daemon.ops.labels import demo_label
-from cappuccino_daemon.ops.procs import pid_alive, process_started_at
+from cappuccino_daemon.procinfo import process_started_at, runs_cappuccino
 
 STATUS_SCHEMA = 1
-SUPERVISOR_STATE_NAME = "supervisor.json"  # supervisor/state_store.py STATE_NAME
-HEARTBEAT_NAME = "heartbeat.json"  # supervisor/plans.py HEARTBEAT_NAME
 ACTOR_FILE = "actor.pth"
 
 
@@ -45,6 +44,7 @@ class StatusInputs:
     @classmethod
     def from_settings(cls, settings: DaemonSettings, journal: Path | None = None) -> StatusInputs:
         state = settings.paths.state
+        layout = StateLayout(state)
         found: Path | None
         if journal is not None:
             found, note = Path(journal), "given with --journal"
@@ -52,8 +52,8 @@ class StatusInputs:
             found, note = find_journal(state, settings.model.dir)
         return cls(
             state_dir=state,
-            heartbeat_file=state / HEARTBEAT_NAME,
-            supervisor_file=state / SUPERVISOR_STATE_NAME,
+            heartbeat_file=layout.heartbeat,
+            supervisor_file=layout.supervisor_state,
             journal_file=found,
             journal_note=note,
             heartbeat_stale_after_s=settings.supervisor.heartbeat_timeout_s,
@@ -73,16 +73,17 @@ def _sha256(path: Path) -> str:
 def find_journal(state_dir: Path, model_dir: Path) -> tuple[Path | None, str]:
     """The worker's default journal ``<state>/journal/<folder>-<sha8>.sqlite`` for the configured model;
     else the newest journal of a model folder with that name; else the newest journal at all."""
-    folder = state_dir / "journal"
+    layout = StateLayout(state_dir)
+    folder = layout.journal_dir
     if not folder.is_dir():
         return None, f"no journal folder {folder}"
     model_dir = Path(model_dir).resolve()
     actor = model_dir / ACTOR_FILE
     if actor.is_file():
-        exact = folder / f"{model_dir.name}-{_sha256(actor)[:8]}.sqlite"
+        exact = layout.journal(f"{model_dir.name}-{_sha256(actor)[:8]}")
         if exact.is_file():
             return exact, "journal of the configured model"
-    by_mtime = sorted(folder.glob("*.sqlite"), key=lambda p: p.stat().st_mtime, reverse=True)
+    by_mtime = sorted(layout.journals(), key=lambda p: p.stat().st_mtime, reverse=True)
     same_name = [p for p in by_mtime if p.stem == model_dir.name or p.stem.startswith(f"{model_dir.name}-")]
     if same_name:
         return same_name[0], "newest journal of a model folder with the configured name (actor.pth differs)"
@@ -116,7 +117,7 @@ def _read_supervisor(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 def _supervisor_section(data: dict[str, Any], now: datetime) -> dict[str, Any]:
     pid = data.get("supervisor_pid")
-    alive = pid_alive(pid if isinstance(pid, int) else None)
+    alive = runs_cappuccino(pid if isinstance(pid, int) else None)
     started = process_started_at(pid) if alive and isinstance(pid, int) else None
     started = started or _parse(data.get("supervisor_started_at"))
     updated = _parse(data.get("updated_at"))
@@ -134,14 +135,14 @@ def _supervisor_section(data: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 _CHILD_KEYS = (
     "state", "starts", "restarts", "consecutive_failures", "backoff_s", "next_start_at", "last_exit_code",
-    "last_exit_signal", "last_exit_reason", "last_exit_at", "hang_kills",
+    "last_exit_signal", "last_exit_reason", "last_exit_detail", "last_exit_at", "hang_kills",
 )  # fmt: skip
 
 
 def _worker_section(child: dict[str, Any] | None, hb_pid: int | None, now: datetime) -> dict[str, Any]:
     child = child or {}
     pid = child.get("pid") if isinstance(child.get("pid"), int) else hb_pid
-    alive = pid_alive(pid)
+    alive = runs_cappuccino(pid)
     started = process_started_at(pid) if alive else None
     started = started or (_parse(child.get("started_at")) if alive else None)
     out: dict[str, Any] = {k: child.get(k) for k in _CHILD_KEYS}

@@ -32,7 +32,7 @@ from cappuccino_daemon.model.spec import EnvProfile
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
-MIN_NOTIONAL_USD = 10.0  # Alpaca refuses USD-quoted crypto buys below $10 (alpaca_api.md §5)
+MIN_NOTIONAL_USD = 10.0  # Alpaca refuses USD-quoted crypto buys below $10 (its minimum notional)
 BUY_PRICE_BUFFER = 0.01  # live buys are sized for a 1 % worse fill than the decision bar's close
 BROKER_CASH_MARGIN = 0.995  # a live buy never asks for more than 99.5 % of the broker's cash
 CLAMP_REL_TOLERANCE = 1e-6  # virtual above broker by less than this share is float32/decimal rounding

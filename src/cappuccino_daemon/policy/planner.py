@@ -1,4 +1,4 @@
-"""Raw action -> the training env's trades, as pure functions (model_formats.md §3.1).
+"""Raw action -> the training env's trades, as pure functions (the env's step, reproduced).
 
 Order and rules of ``CryptoEnvAlpaca.step``: cooldown +1 for every held asset; explicit sells in
 ascending index where ``scaled < -min_qty`` (up to the holding, resets the cooldown); forced sells of

@@ -1,4 +1,4 @@
-"""The state vector exactly as ``CryptoEnvAlpaca.get_state`` builds it (model_formats.md §2.1).
+"""The state vector exactly as ``CryptoEnvAlpaca.get_state`` builds it in training.
 
 ``[cash*norm_cash] ++ holdings*norm_stocks ++ tech[t]*norm_tech ++ ... ++ tech[t-L+1]*norm_tech``,
 newest completed bar first, float32. The dtype path matters for bit parity: the holdings product is

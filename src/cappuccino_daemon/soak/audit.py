@@ -26,10 +26,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cappuccino_daemon.states import DECIDED_CYCLE_STATUSES, CycleStatus, IntentStatus
+
 # The journal's statuses that mean "the broker accepted this order at some point".
-REACHED_BROKER = frozenset({"submitted", "filled", "canceled", "rejected", "partially_filled"})
+REACHED_BROKER = frozenset(
+    {IntentStatus.SUBMITTED, IntentStatus.FILLED, IntentStatus.CANCELED, IntentStatus.REJECTED}
+)
 # Statuses by which the journal says "the broker never had it".
-NEVER_AT_BROKER = frozenset({"lost", "expired", "pending", "dropped"})
+NEVER_AT_BROKER = frozenset({IntentStatus.LOST, IntentStatus.EXPIRED, IntentStatus.PENDING})
 FEE_IN_COIN = Decimal("0.0026")  # Alpaca's 0.25 % taker fee, with a little room for rounding
 DUST = Decimal("1e-8")
 
@@ -232,10 +236,10 @@ def _check_bars(journal: JournalBooks, bar: timedelta, found: SoakFindings) -> N
     moment = first
     while moment <= last:
         status, message = journal.cycles.get(moment, ("", ""))
-        if status in ("done", "partial"):
+        if status in DECIDED_CYCLE_STATUSES:
             found.bars_decided += 1
-        elif status and status != "executing" and message:
-            found.bars_skipped += 1  # skipped, interrupted, abandoned: each journaled with its reason
+        elif status and status != CycleStatus.EXECUTING and message:
+            found.bars_skipped += 1  # skipped or interrupted: each journaled with its reason
         else:
             what = "no journaled outcome" if not status else f"{status} without a reason"
             found.unexplained_bars.append(f"{journal.path.name} {moment.isoformat()}: {what}")

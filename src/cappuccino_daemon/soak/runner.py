@@ -28,7 +28,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cappuccino_daemon.layout import StateLayout
 from cappuccino_daemon.soak.audit import BrokerOrder, SoakFindings, audit, read_books
+from cappuccino_daemon.states import ChildState, WorkerPhase
 
 BAR = timedelta(hours=1)
 TICKERS = ("BTC", "ETH", "LTC")
@@ -127,11 +129,11 @@ class Daemon:
 
     def child_pid(self, name: str) -> int | None:
         try:
-            state = json.loads((self.workdir / "state" / "supervisor.json").read_text())
+            state = json.loads(StateLayout(self.workdir / "state").supervisor_state.read_text())
         except (OSError, ValueError):
             return None
         child = state.get("children", {}).get(name, {})
-        if child.get("state") != "running" or not child.get("pid"):
+        if child.get("state") != ChildState.RUNNING or not child.get("pid"):
             return None
         return int(child["pid"])
 
@@ -190,7 +192,7 @@ def run_soak(plan: SoakPlan, workdir: Path, say: Callable[[str], None] = print) 
     finally:
         daemon.stop()
     result.wall_s = time.monotonic() - started
-    journals = [read_books(p) for p in sorted((workdir / "state" / "journal").glob("*.sqlite"))]
+    journals = [read_books(p) for p in StateLayout(workdir / "state").journals()]
     result.findings = audit(orders, positions, journals, BAR)
     return result
 
@@ -273,7 +275,7 @@ def _quiet_read(
     daemon: Daemon, plan: SoakPlan, started: float
 ) -> tuple[list[BrokerOrder], dict[str, Decimal]]:
     """The broker's orders and positions at a moment when the worker has finished the newest bar."""
-    heartbeat = daemon.workdir / "state" / "heartbeat.json"
+    heartbeat = StateLayout(daemon.workdir / "state").heartbeat
     while True:
         _deadline_check(started, plan, "a quiet moment after the newest bar")
         state = daemon.exchange_state()
@@ -281,7 +283,7 @@ def _quiet_read(
             beat = json.loads(heartbeat.read_text())
         except (OSError, ValueError):
             beat = {}
-        if state is not None and beat.get("last_bar") and beat.get("phase") == "WAITING":
+        if state is not None and beat.get("last_bar") and beat.get("phase") == WorkerPhase.WAITING:
             newest_open = _now(state).replace(minute=0, second=0, microsecond=0) - BAR
             if datetime.fromisoformat(beat["last_bar"]) >= newest_open:
                 orders = _all_orders(daemon)

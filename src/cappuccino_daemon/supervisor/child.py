@@ -143,27 +143,3 @@ def stop_child(
     signal_group(proc.pid, signal.SIGKILL)
     assert proc.returncode is not None
     return ExitInfo.from_returncode(proc.returncode), killed
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (an orphan's zombie may never be reaped by pid 1)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def pid_cmdline(pid: int) -> list[str]:
-    """The command line of ``pid`` from /proc ([] if unknown): used to recognise our own orphans."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]

@@ -13,13 +13,12 @@ from pathlib import Path
 from types import TracebackType
 
 from cappuccino_daemon.errors import ConfigError
-
-LOCK_NAME = "supervisor.lock"
+from cappuccino_daemon.layout import StateLayout
 
 
 class InstanceLock:
     def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / LOCK_NAME
+        self.path = StateLayout(Path(state_dir)).supervisor_lock
         self._fd: int | None = None
 
     def acquire(self) -> None:

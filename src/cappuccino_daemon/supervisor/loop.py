@@ -21,6 +21,7 @@ from cappuccino_daemon.clock import Clock, SystemClock
 from cappuccino_daemon.errors import EX_CONFIG
 from cappuccino_daemon.heartbeat import read_heartbeat
 from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.states import ChildState, ExitReason, SupervisorStatus
 from cappuccino_daemon.supervisor import reporting, resume, stall
 from cappuccino_daemon.supervisor.child import (
     ExitInfo,
@@ -97,7 +98,9 @@ class Supervisor:
         plans = [p for p in (self.cfg.emulator, self.cfg.worker) if p is not None]
         self._children = [ChildRuntime(p, self.state.child(p.name)) for p in plans]
         resume.begin_life(self.state, self._children)  # before our own status overwrites the old one
-        self.state.status, self.state.message = "starting", "starting; the worker checks the model first"
+        # A new life starts at STARTING whatever the previous one left in the file.
+        self.state.status = SupervisorStatus.STARTING
+        self.state.message = "starting; the worker checks the model first"
         self.state.supervisor_pid = os.getpid()
         self.state.supervisor_started_at = now.isoformat()
         self.state.ready_at = None
@@ -120,7 +123,8 @@ class Supervisor:
         if code is not None:
             return self._shutdown(code)
         resume.resume_backoff(self._children, self.clock.now(), self.clock.monotonic(), self.cfg.policy)
-        self.state.status, self.state.message = "running", ""
+        self.state.move(SupervisorStatus.RUNNING)
+        self.state.message = ""
         while self._exit_code is None and self._stop_signal is None:
             self._tick()
             if self._exit_code is None and self._stop_signal is None:
@@ -135,7 +139,7 @@ class Supervisor:
         """One tick, or less when a restart is due sooner (keeps backoff delays accurate)."""
         now, wait = self.clock.monotonic(), self.cfg.tick_s
         for child in self._children:
-            if child.proc is None and child.record.state != "given_up" and child.next_start > now:
+            if child.proc is None and child.record.state != ChildState.GIVEN_UP and child.next_start > now:
                 wait = min(wait, child.next_start - now)
         return wait
 
@@ -171,21 +175,23 @@ class Supervisor:
             error=paragraph,
             fix="fix the file named above, check it with `cappuccino-paper validate --config FILE`, restart",
         )
-        self.state.status, self.state.message = "given_up", paragraph[:500]
+        self.state.move(SupervisorStatus.GIVEN_UP)
+        self.state.message = paragraph[:500]
         return EX_CONFIG
 
     def _shutdown(self, code: int) -> int:
         """Stop children in order (worker first), record why, and return the process exit code."""
         given_up = code == EX_CONFIG
         if not given_up:
-            self.state.status = "stopping"
-        self.notifier.stopping(self._status_text("stopping"))
+            self.state.move(SupervisorStatus.STOPPING)
+        self.notifier.stopping(self._status_text(SupervisorStatus.STOPPING))
         for child in reversed(self._children):
             if child.proc is None:
-                if child.record.state != "given_up":
-                    child.record.state = "stopped"
+                if child.record.state != ChildState.GIVEN_UP:
+                    child.record.move(ChildState.STOPPED)
                 continue
-            child.record.state = "stopping"
+            if child.record.state != ChildState.STOPPING:
+                child.record.move(ChildState.STOPPING)
             self._save(force=True)
             pid = child.proc.pid
             info, killed = stop_child(child.proc, self.cfg.stop_timeout_s, self._wait, self.clock.monotonic)
@@ -197,10 +203,10 @@ class Supervisor:
                 signal=info.signal,
                 killed=killed,
             )
-            self._record_exit(child, info, "supervisor_stop")
-            child.record.state, child.record.pid = "stopped", None
-            child.proc = None
-        self.state.status = "given_up" if given_up else "stopped"
+            self._record_exit(child, info, ExitReason.SUPERVISOR_STOP)
+            child.record.move(ChildState.STOPPED)
+            child.record.pid, child.proc = None, None
+        self.state.move(SupervisorStatus.GIVEN_UP if given_up else SupervisorStatus.STOPPED)
         self._save(force=True)
         log.info("supervisor_exit", exit_code=code, status=self.state.status, message=self.state.message)
         return code
@@ -233,7 +239,7 @@ class Supervisor:
             self._on_exit(child, ExitInfo.from_returncode(returncode), now)
             if self._exit_code is not None:
                 return
-        if child.record.state == "given_up" or now < child.next_start:
+        if child.record.state == ChildState.GIVEN_UP or now < child.next_start:
             return
         if child.plan.name == WORKER and not self._emulator_up():
             return
@@ -270,17 +276,15 @@ class Supervisor:
             proc = spawn(child.plan.argv, clean_env(extra=child.plan.env))
         except OSError as exc:
             log.error("spawn_failed", child=child.plan.name, command=child.plan.argv, error=str(exc))
-            rec.last_exit_reason, rec.last_exit_code, rec.last_exit_signal = (
-                f"spawn failed: {exc}",
-                None,
-                None,
-            )
+            rec.last_exit_reason, rec.last_exit_detail = ExitReason.SPAWN_FAILED, str(exc)
+            rec.last_exit_code, rec.last_exit_signal = None, None
             self._schedule_restart(child, now)
             return
         is_restart = rec.consecutive_failures > 0
         rec.starts += 1
         rec.restarts += 1 if is_restart else 0
-        rec.pid, rec.state = proc.pid, "starting"
+        rec.pid = proc.pid
+        rec.move(ChildState.STARTING)
         rec.started_at = self.clock.now().isoformat()
         rec.next_start_at, rec.backoff_s = None, 0.0
         child.proc, child.spawned_at, child.last_progress = proc, now, now
@@ -301,50 +305,65 @@ class Supervisor:
         )
 
     def _check_health(self, child: ChildRuntime, now: float) -> None:
-        rec = child.record
+        """One running child's tick: progress (heartbeat or ready file), hang, readiness, backoff reset."""
         if child.plan.heartbeat_file is not None:
-            hb = read_heartbeat(child.plan.heartbeat_file)
-            if hb is not None and hb.time != child.last_hb_time:
-                stall.note_progress(child.plan.name, child.heartbeat, hb)  # reported, never restarted
-                child.last_hb_time, child.heartbeat, child.last_progress = hb.time, hb, now
-                rec.last_heartbeat_at = hb.time.isoformat()
-                if child.healthy_since is None:
-                    child.healthy_since = now
-                    rec.state = "running"
-                    self._dirty = True
-                    log.info("child_first_heartbeat", child=child.plan.name, pid=hb.pid, phase=hb.phase)
-            if child.plan.name == WORKER and not self._exchange_serving(now):
-                child.excused_at = now  # the exchange's fault: its hang clock waits for the exchange
-            if self._hung(child, now, "heartbeat not advancing"):
-                return
+            healthy = self._watch_heartbeat(child, child.plan.heartbeat_file, now)
         elif child.plan.ready_file is not None:
-            mtime = _mtime(child.plan.ready_file)
+            healthy = self._watch_ready_file(child, child.plan.ready_file, now)
+        else:
             if child.healthy_since is None:
-                if mtime is not None:
-                    child.healthy_since, rec.state, self._dirty = now, "running", True
-                    child.last_ready_mtime, child.last_progress = mtime, now
-                    log.info("child_ready", child=child.plan.name, pid=child.proc.pid if child.proc else None)
-                elif now - child.spawned_at > child.plan.ready_timeout_s:
-                    log.error(
-                        "child_not_ready", child=child.plan.name, waited_s=round(now - child.spawned_at, 3)
-                    )
-                    self._begin_stop(child, "not_ready", now)
-                    return
-            else:
-                # A serving child keeps touching its ready file; a frozen one (SIGSTOP, wedged event
-                # loop) stops, and the worker would otherwise be killed as hung for its exchange's sake.
-                if mtime is not None and mtime != child.last_ready_mtime:
-                    child.last_ready_mtime, child.last_progress = mtime, now
-                if self._hung(child, now, "ready file not touched"):
-                    return
-        elif child.healthy_since is None:
-            child.healthy_since, rec.state = now, "running"
+                self._mark_healthy(child, now)
+            healthy = True
+        if not healthy:
+            return
         if child.plan.name == WORKER and child.healthy_since is not None:
-            self.notifier.ready(self._status_text("running"))
+            self.notifier.ready(self._status_text(SupervisorStatus.RUNNING))
             if self.state.ready_at is None:
                 self.state.ready_at = self.clock.now().isoformat()
-        if rec.consecutive_failures > 0 and self.cfg.policy.is_healthy_run(self._healthy_for(child, now)):
+        if child.record.consecutive_failures > 0 and self.cfg.policy.is_healthy_run(
+            self._healthy_for(child, now)
+        ):
             self._reset_backoff(child, now)
+
+    def _mark_healthy(self, child: ChildRuntime, now: float) -> None:
+        child.healthy_since = now
+        child.record.move(ChildState.RUNNING)
+        self._dirty = True
+
+    def _watch_heartbeat(self, child: ChildRuntime, path: Path, now: float) -> bool:
+        """A new heartbeat is progress (the first one makes the child RUNNING); False once it is hung."""
+        hb = read_heartbeat(path)
+        if hb is not None and hb.time != child.last_hb_time:
+            stall.note_progress(child.plan.name, child.heartbeat, hb)  # reported, never restarted
+            child.last_hb_time, child.heartbeat, child.last_progress = hb.time, hb, now
+            child.record.last_heartbeat_at = hb.time.isoformat()
+            if child.healthy_since is None:
+                self._mark_healthy(child, now)
+                log.info("child_first_heartbeat", child=child.plan.name, pid=hb.pid, phase=hb.phase)
+        if child.plan.name == WORKER and not self._exchange_serving(now):
+            child.excused_at = now  # the exchange's fault: its hang clock waits for the exchange
+        return not self._hung(child, now, "heartbeat not advancing")
+
+    def _watch_ready_file(self, child: ChildRuntime, path: Path, now: float) -> bool:
+        """The ready file appearing makes the child RUNNING, each touch is progress; False once stopped.
+
+        A serving child keeps touching its ready file; a frozen one (SIGSTOP, wedged event loop) stops,
+        and the worker would otherwise be killed as hung for its exchange's sake.
+        """
+        mtime = _mtime(path)
+        if child.healthy_since is not None:
+            if mtime is not None and mtime != child.last_ready_mtime:
+                child.last_ready_mtime, child.last_progress = mtime, now
+            return not self._hung(child, now, "ready file not touched")
+        if mtime is not None:
+            self._mark_healthy(child, now)
+            child.last_ready_mtime, child.last_progress = mtime, now
+            log.info("child_ready", child=child.plan.name, pid=child.proc.pid if child.proc else None)
+        elif now - child.spawned_at > child.plan.ready_timeout_s:
+            log.error("child_not_ready", child=child.plan.name, waited_s=round(now - child.spawned_at, 3))
+            self._begin_stop(child, ExitReason.NOT_READY, now)
+            return False
+        return True
 
     def _hung(self, child: ChildRuntime, now: float, why: str) -> bool:
         """Begin stopping ``child`` when it has shown no progress for ``heartbeat_timeout_s``."""
@@ -361,7 +380,7 @@ class Supervisor:
             limit_s=self.cfg.heartbeat_timeout_s,
             action="SIGTERM, then SIGKILL after stop_timeout_s",
         )
-        self._begin_stop(child, "hung", now)
+        self._begin_stop(child, ExitReason.HUNG, now)
         return True
 
     def _healthy_for(self, child: ChildRuntime, now: float) -> float | None:
@@ -378,10 +397,10 @@ class Supervisor:
         child.record.consecutive_failures = 0
         self._dirty = True
 
-    def _begin_stop(self, child: ChildRuntime, reason: str, now: float) -> None:
+    def _begin_stop(self, child: ChildRuntime, reason: ExitReason, now: float) -> None:
         assert child.proc is not None
         child.stop_reason, child.stop_deadline = reason, now + self.cfg.stop_timeout_s
-        child.record.state = "stopping"
+        child.record.move(ChildState.STOPPING)
         request_stop(child.proc.pid)
         self._dirty = True
 
@@ -403,13 +422,13 @@ class Supervisor:
             reason=reason,
             ran_s=round(ran_s, 3),
         )
-        if reason == "deliberate_stop":
-            rec.state = "stopped"
+        if reason.after is ChildState.STOPPED:  # the worker exited 0
+            rec.move(ChildState.STOPPED)
             self.state.message = f"{child.plan.name} stopped deliberately (exit 0); supervisor stops too"
             self._exit_code = 0
             return
-        if reason == "do_not_restart":
-            rec.state = "given_up"
+        if reason.after is ChildState.GIVEN_UP:  # exit 78
+            rec.move(ChildState.GIVEN_UP)
             self.state.message = (
                 f"{child.plan.name} exited 78 (configuration or model problem): not restarting; see its log "
                 "line above for the fix, then `systemctl restart cappuccino-paper`"
@@ -421,16 +440,17 @@ class Supervisor:
             return
         self._schedule_restart(child, now)
 
-    def _classify(self, child: ChildRuntime, info: ExitInfo) -> str:
+    def _classify(self, child: ChildRuntime, info: ExitInfo) -> ExitReason:
         if info.code == 0 and child.plan.name == WORKER:
-            return "deliberate_stop"
+            return ExitReason.DELIBERATE_STOP
         if info.code == EX_CONFIG:
-            return "do_not_restart"
-        return "crashed" if info.signal is None else f"killed by {info.signal}"
+            return ExitReason.DO_NOT_RESTART
+        return ExitReason.CRASHED if info.signal is None else ExitReason.KILLED
 
-    def _record_exit(self, child: ChildRuntime, info: ExitInfo, reason: str) -> None:
+    def _record_exit(self, child: ChildRuntime, info: ExitInfo, reason: ExitReason) -> None:
         rec = child.record
         rec.last_exit_code, rec.last_exit_signal, rec.last_exit_reason = info.code, info.signal, reason
+        rec.last_exit_detail = info.describe()
         rec.last_exit_at = self.clock.now().isoformat()
         self._dirty = True
 
@@ -438,7 +458,8 @@ class Supervisor:
         rec = child.record
         rec.consecutive_failures += 1
         delay = self.cfg.policy.delay(rec.consecutive_failures)
-        rec.backoff_s, rec.state = delay, "backoff"
+        rec.backoff_s = delay
+        rec.move(ChildState.BACKOFF)
         rec.next_start_at = (self.clock.now() + timedelta(seconds=delay)).isoformat()
         child.next_start = now + delay
         self._dirty = True

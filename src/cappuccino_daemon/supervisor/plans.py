@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cappuccino_daemon.config import DaemonSettings, env_name
+from cappuccino_daemon.layout import StateLayout
 from cappuccino_daemon.supervisor.backoff import BackoffPolicy
 from cappuccino_daemon.supervisor.runtime import EMULATOR, WORKER, ChildPlan, SupervisorConfig
 
-HEARTBEAT_NAME = "heartbeat.json"
-EMULATOR_READY_NAME = "emulator.ready"
 DEFAULT_VALIDATE_TIMEOUT_S = 600.0
 
 
@@ -64,12 +63,13 @@ class ChildCommands:
 
 def plan_values(settings: DaemonSettings, config_file: Path) -> PlanValues:
     emu, state_dir = settings.emulator, settings.paths.state
+    layout = StateLayout(state_dir)
     embedded = settings.broker.kind == "emulator"
     return PlanValues(
         python=sys.executable,
         config_file=config_file.resolve(),
-        heartbeat_file=state_dir / HEARTBEAT_NAME,
-        ready_file=state_dir / EMULATOR_READY_NAME,
+        heartbeat_file=layout.heartbeat,
+        ready_file=layout.emulator_ready,
         state_dir=state_dir,
         broker_url=f"http://{emu.host}:{emu.port}" if embedded else (settings.broker.url or ""),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cappuccino_daemon.states import ChildState
 from cappuccino_daemon.supervisor.notify import Notifier
 from cappuccino_daemon.supervisor.runtime import WORKER, ChildRuntime
 from cappuccino_daemon.supervisor.stall import stall_text
@@ -47,7 +48,7 @@ def status_text(state: SupervisorState, children: Sequence[ChildRuntime], status
     if hb is not None and worker.proc is not None:
         parts[0] += f" {hb.phase}"
     parts.append(f"restarts {rec.restarts}")
-    if rec.state == "backoff":
+    if rec.state == ChildState.BACKOFF:
         parts.append(f"backoff {rec.backoff_s:g}s (failures {rec.consecutive_failures})")
     if hb is not None:
         parts.append(f"last bar {hb.last_bar.isoformat() if hb.last_bar else '-'}")

@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.procinfo import pid_alive, pid_cmdline
+from cappuccino_daemon.states import ChildState, SupervisorStatus
 from cappuccino_daemon.supervisor.backoff import BackoffPolicy
-from cappuccino_daemon.supervisor.child import pid_alive, pid_cmdline, request_stop, signal_group
+from cappuccino_daemon.supervisor.child import request_stop, signal_group
 from cappuccino_daemon.supervisor.runtime import ChildRuntime
 from cappuccino_daemon.supervisor.state_store import SupervisorState
 
@@ -24,7 +26,8 @@ log = get_logger(__name__)
 def begin_life(state: SupervisorState, children: Sequence[ChildRuntime]) -> None:
     """Report an unclean previous life and reset the child states that described it."""
     previous_status, previous_pid = state.status, state.supervisor_pid
-    if previous_status in ("starting", "running", "stopping") and previous_pid not in (None, os.getpid()):
+    unclean = (SupervisorStatus.STARTING, SupervisorStatus.RUNNING, SupervisorStatus.STOPPING)
+    if previous_status in unclean and previous_pid not in (None, os.getpid()):
         log.warning(
             "previous_supervisor_unclean",
             pid=previous_pid,
@@ -34,9 +37,9 @@ def begin_life(state: SupervisorState, children: Sequence[ChildRuntime]) -> None
     for child in children:
         # "given_up" (a child exited 78) in particular must not outlive its life: the operator fixed the
         # config and restarted us, so the child runs again.
-        if child.record.state == "given_up":
+        if child.record.state == ChildState.GIVEN_UP:
             log.info("given_up_cleared", child=child.plan.name, hint="new supervisor life: starting it")
-        child.record.state = "stopped"
+        child.record.move(ChildState.STOPPED)
 
 
 def reap_orphans(
@@ -93,7 +96,7 @@ def resume_backoff(
         wait = max(0.0, min(wait, rec.backoff_s, policy.max_s))
         child.next_start = now + wait
         rec.next_start_at = (now_wall + timedelta(seconds=wait)).isoformat()
-        rec.state = "backoff"
+        rec.move(ChildState.BACKOFF)
         log.info(
             "backoff_resumed",
             child=rec.name,

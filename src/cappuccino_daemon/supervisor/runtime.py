@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cappuccino_daemon.heartbeat import Heartbeat
+from cappuccino_daemon.states import ExitReason
 from cappuccino_daemon.supervisor.backoff import BackoffPolicy
 from cappuccino_daemon.supervisor.state_store import ChildRecord
 
@@ -62,7 +63,7 @@ class ChildRuntime:
         self.last_hb_time: datetime | None = None
         self.last_ready_mtime: float | None = None
         self.heartbeat: Heartbeat | None = None
-        self.stop_reason: str | None = None
+        self.stop_reason: ExitReason | None = None
         self.stop_deadline: float | None = None
         self.killed = False
         self.excused_at: float | None = None  # last tick its silence was explained by a frozen exchange

@@ -15,11 +15,18 @@ from typing import Any
 
 from cappuccino_daemon.atomic import atomic_write_json
 from cappuccino_daemon.errors import ConfigError
+from cappuccino_daemon.layout import StateLayout
 from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.states import (
+    CHILD_STATES,
+    SUPERVISOR_STATUSES,
+    ChildState,
+    ExitReason,
+    SupervisorStatus,
+)
 
 log = get_logger(__name__)
 
-STATE_NAME = "supervisor.json"
 SCHEMA_VERSION = 1
 
 
@@ -28,7 +35,7 @@ class ChildRecord:
     """One supervised child (``worker`` or ``emulator``); times are ISO-8601 UTC strings."""
 
     name: str
-    state: str = "stopped"  # starting | running | backoff | stopping | stopped | given_up
+    state: ChildState = ChildState.STOPPED
     pid: int | None = None
     started_at: str | None = None
     starts: int = 0  # every spawn
@@ -38,22 +45,32 @@ class ChildRecord:
     next_start_at: str | None = None
     last_exit_code: int | None = None
     last_exit_signal: str | None = None
-    last_exit_reason: str | None = None
+    last_exit_reason: ExitReason | None = None
+    last_exit_detail: str | None = None  # e.g. why a spawn failed
     last_exit_at: str | None = None
     last_heartbeat_at: str | None = None
     hang_kills: int = 0
+
+    def move(self, new: ChildState) -> None:
+        """Follow ``CHILD_STATES``; a move it does not list raises ``InvalidTransition`` (a bug)."""
+        self.state = CHILD_STATES.check(self.state, new)
 
 
 @dataclass
 class SupervisorState:
     version: int = SCHEMA_VERSION
-    status: str = "starting"  # starting | running | stopping | stopped | given_up
+    status: SupervisorStatus = SupervisorStatus.STARTING
     message: str = ""
     supervisor_pid: int | None = None
     supervisor_started_at: str | None = None
     updated_at: str | None = None
     ready_at: str | None = None
     children: dict[str, ChildRecord] = field(default_factory=dict)
+
+    def move(self, new: SupervisorStatus) -> None:
+        """Follow ``SUPERVISOR_STATUSES`` (staying put is fine); else raise ``InvalidTransition``."""
+        if new != self.status:
+            self.status = SUPERVISOR_STATUSES.check(self.status, new)
 
     def child(self, name: str) -> ChildRecord:
         if name not in self.children:
@@ -78,6 +95,7 @@ class SupervisorState:
         kwargs = {k: v for k, v in data.items() if k in known}
         state = cls(**kwargs, children=children)
         _check_types(state, ("status", "message"), str)
+        state.status = SupervisorStatus(state.status)  # the values are the strings files always held
         _check_optional(state, ("supervisor_pid",), int)
         _check_optional(state, ("supervisor_started_at", "updated_at", "ready_at"), str)
         return state
@@ -90,12 +108,25 @@ def _child_from_json(name: str, raw: Any) -> ChildRecord:
     record = ChildRecord(**{k: v for k, v in raw.items() if k in known and k != "name"}, name=name)
     _check_types(record, ("starts", "restarts", "consecutive_failures", "hang_kills"), int)
     _check_types(record, ("state",), str)
+    record.state = ChildState(record.state)
     _check_optional(record, ("pid", "last_exit_code"), int)
     _check_optional(
         record,
-        ("started_at", "last_exit_signal", "last_exit_reason", "last_exit_at", "last_heartbeat_at"),
+        (
+            "started_at",
+            "last_exit_signal",
+            "last_exit_reason",
+            "last_exit_detail",
+            "last_exit_at",
+            "last_heartbeat_at",
+        ),
         str,
     )
+    if record.last_exit_reason is not None:
+        text = record.last_exit_reason
+        record.last_exit_reason = ExitReason.parse(text)
+        if text != record.last_exit_reason and record.last_exit_detail is None:
+            record.last_exit_detail = text  # an older file's free text: "killed by SIGKILL", ...
     if record.pid is not None and record.pid <= 0:
         raise ValueError(f"child {name}: pid {record.pid!r} is not a process id")
     if not isinstance(record.backoff_s, int | float) or record.backoff_s < 0:
@@ -120,7 +151,7 @@ def _check_types(obj: object, names: tuple[str, ...], kind: type) -> None:
 
 class StateStore:
     def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / STATE_NAME
+        self.path = StateLayout(Path(state_dir)).supervisor_state
 
     def load(self, now: datetime) -> SupervisorState:
         """The saved state, a fresh one when there is none, or a rebuilt one when the file is damaged."""

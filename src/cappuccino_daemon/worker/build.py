@@ -16,6 +16,7 @@ from cappuccino_daemon.clock import Clock, SystemClock
 from cappuccino_daemon.config import DaemonSettings, SupervisorSection, WorkerSection
 from cappuccino_daemon.errors import ConfigError, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
+from cappuccino_daemon.layout import StateLayout
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
 from cappuccino_daemon.policy.features import WARMUP_BARS
@@ -125,7 +126,7 @@ def make_broker(opts: WorkerOptions) -> Broker:
 
 
 def journal_path(opts: WorkerOptions, spec: ModelSpec) -> Path:
-    return opts.journal_file or (opts.state_dir / "journal" / f"{spec.model_id}.sqlite")
+    return opts.journal_file or StateLayout(opts.state_dir).journal(spec.model_id)
 
 
 def build_loop(
@@ -160,7 +161,7 @@ def build_loop(
         gap_wait=timedelta(seconds=opts.gap_wait_s),
     )
     cycle = Cycle(spec, policy, broker, journal, executor, clock, config)
-    heartbeat = opts.heartbeat_file or (opts.state_dir / "heartbeat.json")
+    heartbeat = opts.heartbeat_file or StateLayout(opts.state_dir).heartbeat
     return WorkerLoop(cycle, heartbeat, opts.poll_interval_s, opts.max_cycles, stop)
 
 

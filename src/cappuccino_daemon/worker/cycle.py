@@ -21,11 +21,12 @@ from cappuccino_daemon.errors import InvariantViolation, StaleDataError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
-from cappuccino_daemon.policy.features import BarGap, align_latest, floor_time
+from cappuccino_daemon.policy.features import Aligned, BarGap, align_latest, floor_time
 from cappuccino_daemon.policy.ledger import with_cooldown
 from cappuccino_daemon.policy.normaliser import action_norm_vector
 from cappuccino_daemon.policy.planner import plan_step
 from cappuccino_daemon.policy.state import build_state
+from cappuccino_daemon.states import CycleStatus
 from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.crashpoints import crash_point
 from cappuccino_daemon.worker.executor import ExecutionReport, Executor, OrderLine
@@ -98,7 +99,7 @@ class Cycle:
         now = broker_now or self.broker_now()
         bar = self.expected_bar(now)
         existing = self.journal.get_cycle(bar)
-        if existing is not None and existing.status != "executing":
+        if existing is not None and existing.status != CycleStatus.EXECUTING:
             return CycleOutcome("idle", bar)
         if existing is not None:
             return self._resume(bar, existing.plan or {}, now)
@@ -106,38 +107,10 @@ class Cycle:
 
     # -- a new decision ---------------------------------------------------------------------------
     def _decide(self, bar: datetime, now: datetime) -> CycleOutcome:
-        cfg = self.config
-        start = bar - cfg.timeframe * cfg.history_bars
-        frames = self.broker.get_bars(list(self.tickers), cfg.timeframe, start, now)
-        try:
-            check_fetched_bars(frames)  # the same impossible-bar rule as replay and the emulator's CSVs
-            aligned = align_latest(
-                frames,
-                self.tickers,
-                now - timedelta(seconds=cfg.grace_s),
-                cfg.timeframe,
-                lookback=self.spec.lookback,
-                max_wait=cfg.gap_wait,
-            )
-        except BarGap as gap:
-            if gap.retry_until is not None:
-                log.info(
-                    "bar_gap_waiting",
-                    bar=bar.isoformat(),
-                    missing=list(gap.missing),
-                    until=gap.retry_until.isoformat(),
-                )
-                return CycleOutcome("waiting", bar, message=str(gap))
-            return self._skip(bar, f"gap: {gap}")
-        except StaleDataError as exc:
-            return self._skip(bar, f"bad data: {exc}")
-        if not aligned.warmup_ok:
-            log.warning(
-                "short_indicator_history",
-                bar=bar.isoformat(),
-                need=300,
-                note="indicators may not have converged to training values",
-            )
+        """Bars → state → action → plan, journaled before any order is sent; a refusal skips the bar."""
+        aligned = self._aligned(bar, now)
+        if isinstance(aligned, CycleOutcome):
+            return aligned
         prices = np.asarray(aligned.prices, dtype=np.float64)
         anv = self._normaliser(prices, bar)
         account = load_account(self.journal, self.spec.profile.initial_capital, len(self.tickers))
@@ -145,9 +118,7 @@ class Cycle:
             state = build_state(
                 account.cash, account.holdings, aligned.state_rows(self.spec.lookback), self.spec.norms
             )
-            raw = np.asarray(self.policy.act(state), dtype=np.float32)
-            if raw.shape != (len(self.tickers),) or not np.isfinite(raw).all():
-                raise InvariantViolation(f"actor returned {raw.tolist()} (shape {raw.shape})")
+            raw = self._act(state)
         except InvariantViolation as exc:
             return self._skip(bar, f"refused: {exc}")
         plan = plan_step(raw, account, prices, anv, self.spec.profile)
@@ -175,6 +146,49 @@ class Cycle:
         crash_point("cycle_journaled")
         return self._execute(bar, lines, prices.tolist(), now)
 
+    def _aligned(self, bar: datetime, now: datetime) -> Aligned | CycleOutcome:
+        """The bars this decision reads, or why not yet (a late bar: ``waiting``) or not at all (skipped)."""
+        cfg = self.config
+        start = bar - cfg.timeframe * cfg.history_bars
+        frames = self.broker.get_bars(list(self.tickers), cfg.timeframe, start, now)
+        try:
+            check_fetched_bars(frames)  # the same impossible-bar rule as replay and the emulator's CSVs
+            aligned = align_latest(
+                frames,
+                self.tickers,
+                now - timedelta(seconds=cfg.grace_s),
+                cfg.timeframe,
+                lookback=self.spec.lookback,
+                max_wait=cfg.gap_wait,
+            )
+        except BarGap as gap:
+            if gap.retry_until is None:
+                return self._skip(bar, f"gap: {gap}")
+            log.info(
+                "bar_gap_waiting",
+                bar=bar.isoformat(),
+                missing=list(gap.missing),
+                until=gap.retry_until.isoformat(),
+            )
+            return CycleOutcome("waiting", bar, message=str(gap))
+        except StaleDataError as exc:
+            return self._skip(bar, f"bad data: {exc}")
+        if not aligned.warmup_ok:
+            log.warning(
+                "short_indicator_history",
+                bar=bar.isoformat(),
+                need=300,
+                note="indicators may not have converged to training values",
+            )
+        return aligned
+
+    def _act(self, state: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The actor's raw action; a wrong shape or a non-finite value is refused (``InvariantViolation``)."""
+        raw = np.asarray(self.policy.act(state), dtype=np.float32)
+        if raw.shape != (len(self.tickers),) or not np.isfinite(raw).all():
+            raise InvariantViolation(f"actor returned {raw.tolist()} (shape {raw.shape})")
+        return raw
+
     def _resume(self, bar: datetime, plan: dict[str, Any], now: datetime) -> CycleOutcome:
         log.warning("cycle_resumed", bar=bar.isoformat(), note="finishing an interrupted cycle")
         lines = [
@@ -195,7 +209,7 @@ class Cycle:
         sent = report.last_submit_mono if report.last_submit_mono is not None else self.clock.monotonic()
         lag = (now - bar_close).total_seconds() + (sent - started)
         message = "" if not report.unresolved else f"{report.unresolved} order(s) unresolved"
-        status = "done" if not report.unresolved else "partial"
+        status = CycleStatus.PARTIAL if report.unresolved else CycleStatus.DONE
         self.journal.finish_cycle(bar, status, lag, message)
         account = load_account(self.journal, self.spec.profile.initial_capital, len(self.tickers))
         equity = account.equity(np.asarray(prices, dtype=np.float64)) if prices else None

@@ -1,6 +1,6 @@
 """Planned orders → broker orders, exactly once.
 
-Rules (each one is a lesson from freqtrade/nautilus, daemon_practice.md §3-§5):
+Rules (each one is a lesson from freqtrade and nautilus_trader):
 - The intent row (with its deterministic client_order_id) is committed BEFORE the POST, and the
   attempt counter right before it, so after any crash the journal knows an order *may* exist.
 - A submit is never blindly retried. A timeout, 5xx or lost response is *ambiguous*: we look the order
@@ -44,6 +44,7 @@ from cappuccino_daemon.journal.store import IntentRecord, Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import EnvProfile
 from cappuccino_daemon.policy.ledger import book_fill, reserve_buy, size_live_buy, size_live_sell
+from cappuccino_daemon.states import IntentStatus
 from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.asset_rules import AssetRules
 from cappuccino_daemon.worker.books_check import LagPolicy
@@ -64,17 +65,17 @@ class OrderLine:
     kind: str  # sell | forced_sell | buy
 
 
-_INTENT_STATUS: dict[OrderStatus, str] = {
-    OrderStatus.FILLED: "filled",
-    OrderStatus.REJECTED: "rejected",
-    OrderStatus.EXPIRED: "expired",
-    OrderStatus.CANCELED: "canceled",
+_INTENT_STATUS: dict[OrderStatus, IntentStatus] = {
+    OrderStatus.FILLED: IntentStatus.FILLED,
+    OrderStatus.REJECTED: IntentStatus.REJECTED,
+    OrderStatus.EXPIRED: IntentStatus.EXPIRED,
+    OrderStatus.CANCELED: IntentStatus.CANCELED,
 }
 
 
-def intent_status(snap: OrderSnapshot) -> str:
+def intent_status(snap: OrderSnapshot) -> IntentStatus:
     """The journal's word for a broker order: final statuses map one to one, the rest is in flight."""
-    return _INTENT_STATUS.get(snap.status, "submitted")
+    return _INTENT_STATUS.get(snap.status, IntentStatus.SUBMITTED)
 
 
 @dataclass
@@ -83,7 +84,6 @@ class ExecutionReport:
     filled: int = 0
     dropped: int = 0
     unresolved: int = 0
-    buys_skipped: bool = False
     stopped: bool = False  # a stop request cut the cycle short at a safe point
     last_submit_mono: float | None = None
 
@@ -139,7 +139,7 @@ class Executor:
                 "filled_qty": str(snap.filled_qty),
             },
         )
-        if status != "submitted" and snap.filled_qty > 0 and snap.filled_avg_price is not None:
+        if status != IntentStatus.SUBMITTED and snap.filled_qty > 0 and snap.filled_avg_price is not None:
             self._book(intent, snap.filled_qty, snap.filled_avg_price)
         updated = self.journal.get_intent(intent.client_order_id)
         assert updated is not None
@@ -178,9 +178,9 @@ class Executor:
         """Send (or resolve) one intent; never produces a second order for the same id."""
         coid = intent.client_order_id
         for _ in range(self.max_submit_attempts):
-            if intent.status not in ("pending", "ambiguous"):
+            if intent.status not in (IntentStatus.PENDING, IntentStatus.AMBIGUOUS):
                 return intent
-            if intent.attempts > 0 or intent.status == "ambiguous":
+            if intent.attempts > 0 or intent.status == IntentStatus.AMBIGUOUS:
                 # A POST may have reached the broker before: ask before sending anything.
                 known = self._look_up_before_resend(intent)
                 if known is not None:
@@ -219,7 +219,7 @@ class Executor:
         except (AmbiguousSubmitError, TransientBrokerError) as exc:
             log.warning("submit_ambiguous", client_order_id=coid, error=str(exc))
             self.journal.update_intent(
-                coid, "ambiguous", event="submit_ambiguous", detail={"error": str(exc)}
+                coid, IntentStatus.AMBIGUOUS, event="submit_ambiguous", detail={"error": str(exc)}
             )
             intent = self._refresh(coid)
             self.clock.sleep(backoff_s(exc, self.poll_s))  # a 429 waits for its reset
@@ -230,7 +230,7 @@ class Executor:
                 self.journal.record_event("asset_rules_reload", coid, {"error": str(exc)})
             self.journal.update_intent(
                 coid,
-                "rejected",
+                IntentStatus.REJECTED,
                 event="submit_rejected",
                 detail={"error": str(exc), "status": exc.status_code},
             )
@@ -269,9 +269,9 @@ class Executor:
             still_open: list[IntentRecord] = []
             for coid in coids:
                 intent = self._refresh(coid)
-                if intent.status == "ambiguous":
+                if intent.status == IntentStatus.AMBIGUOUS:
                     intent = self.submit(intent)
-                if intent.status != "submitted":
+                if intent.status != IntentStatus.SUBMITTED:
                     if intent.is_open:
                         still_open.append(intent)
                     continue
@@ -351,7 +351,6 @@ class Executor:
             log.warning("cycle_paused", bar=bar_time.isoformat(), at="sells", reason="stop requested")
             return report
         if open_sells:
-            report.buys_skipped = bool(buys)
             report.unresolved = len(open_sells)
             log.warning(
                 "sells_not_final", bar=bar_time.isoformat(), open=[i.client_order_id for i in open_sells]
@@ -364,7 +363,7 @@ class Executor:
             log.warning("cycle_paused", bar=bar_time.isoformat(), at="buys", reason="stop requested")
             return report
         report.unresolved = len(open_buys)
-        report.filled = sum(1 for i in self.journal.intents(bar_time) if i.status == "filled")
+        report.filled = sum(1 for i in self.journal.intents(bar_time) if i.status == IntentStatus.FILLED)
         return report
 
     def _stop_here(self, intent: IntentRecord | None, report: ExecutionReport) -> bool:

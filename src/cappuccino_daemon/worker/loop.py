@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from cappuccino_daemon.errors import (
+    EX_SOFTWARE,
     BrokerRejectedError,
     InvariantViolation,
     StaleDataError,
@@ -27,6 +28,7 @@ from cappuccino_daemon.errors import (
 )
 from cappuccino_daemon.heartbeat import Heartbeat, write_heartbeat
 from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.states import WORKER_PHASES, CycleStatus, WorkerPhase
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
 from cappuccino_daemon.worker.fees_audit import FeeAuditor
@@ -44,7 +46,7 @@ MISSED_BAR = (
 
 @dataclass
 class LoopStatus:
-    phase: str = "STARTING"
+    phase: WorkerPhase = WorkerPhase.STARTING
     cycles: int = 0
     last_bar: datetime | None = None
     equity: float | None = None
@@ -84,14 +86,16 @@ class WorkerLoop:
         signal.signal(signal.SIGINT, handler)
 
     # -- heartbeat --------------------------------------------------------------------------------
-    def _set_phase(self, phase: str) -> None:
-        """Log real transitions; the TRADING/WAITING flip of every poll is debug-level noise."""
-        previous, self.status.phase = self.status.phase, phase
+    def _set_phase(self, phase: WorkerPhase) -> None:
+        """Move along ``WORKER_PHASES`` (a move it does not list raises ``InvalidTransition``); log real
+        moves, the TRADING/WAITING flip of every poll at debug level."""
+        previous = self.status.phase
         if phase == previous:
             return
-        routine = {previous, phase} == {"TRADING", "WAITING"}
+        self.status.phase = WORKER_PHASES.check(previous, phase)
+        routine = {previous, phase} == {WorkerPhase.TRADING, WorkerPhase.WAITING}
         (log.debug if routine else log.info)("phase", phase=phase, previous=previous)
-        if phase in ("STARTING", "STOPPING"):
+        if phase == WorkerPhase.STOPPING:
             self.beat()  # step() beats after every poll; these two happen outside a poll
 
     def beat(self) -> None:
@@ -159,13 +163,13 @@ class WorkerLoop:
             current_bar=current,
         )
         self.fees.maybe_run(broker_now)  # once per broker day: virtual vs booked fees
-        for old in self.cycle.journal.cycles("executing"):
+        for old in self.cycle.journal.cycles(CycleStatus.EXECUTING):
             if old.bar_time < current:
                 log.warning(
                     "cycle_interrupted", bar=old.bar_time.isoformat(), rule="its orders were reconciled"
                 )
                 self.cycle.journal.finish_cycle(
-                    old.bar_time, "interrupted", None, "worker restarted after its bar"
+                    old.bar_time, CycleStatus.INTERRUPTED, None, "worker restarted after its bar"
                 )
         self._reconciled_for = current
 
@@ -193,10 +197,10 @@ class WorkerLoop:
                 existing = self.cycle.journal.get_cycle(bar)
                 # Always at start (even if this bar was decided before a restart), then once per bar.
                 first = self._reconciled_for is None
-                if first or existing is None or existing.status == "executing":
-                    self._set_phase("RECONCILING")
+                if first or existing is None or existing.status == CycleStatus.EXECUTING:
+                    self._set_phase(WorkerPhase.RECONCILING)
                     self.reconcile_now(broker_now)
-            self._set_phase("TRADING")
+            self._set_phase(WorkerPhase.TRADING)
             outcome = self.cycle.run(broker_now)
         except ClockSkewError as exc:
             log.error("clock_skew_refused", error=str(exc))
@@ -224,7 +228,8 @@ class WorkerLoop:
                 self.metrics.record_cycle(outcome.bar, outcome.lag_s, outcome.equity, statuses)
         self.status.message = outcome.message
         self._track_progress(outcome)
-        self._set_phase("WAITING" if outcome.kind in ("idle", "traded", "skipped") else self.status.phase)
+        if outcome.kind in ("idle", "traded", "skipped"):
+            self._set_phase(WorkerPhase.WAITING)
         self.beat()
         return outcome
 
@@ -245,7 +250,6 @@ class WorkerLoop:
         return max(0.05, min(wait, self.poll_interval_s))
 
     def run(self) -> int:
-        self._set_phase("STARTING")
         try:
             while not self.stop.is_set():
                 outcome = self.step()
@@ -256,10 +260,10 @@ class WorkerLoop:
         except InvariantViolation as exc:
             log.error("invariant_violation", error=str(exc))
             self.status.message = f"invariant violation: {exc}"
-            self._set_phase("STOPPING")
-            return 70
+            self._set_phase(WorkerPhase.STOPPING)
+            return EX_SOFTWARE
         finally:
             self.metrics.close()
-        self._set_phase("STOPPING")
+        self._set_phase(WorkerPhase.STOPPING)
         log.info("worker_stopped", cycles=self.status.cycles)
         return 0

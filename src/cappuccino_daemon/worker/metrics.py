@@ -21,23 +21,22 @@ from typing import Any
 
 from cappuccino_daemon.config import DaemonSettings
 from cappuccino_daemon.errors import ConfigError
+from cappuccino_daemon.layout import StateLayout
 from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.states import IntentStatus
 
 log = get_logger(__name__)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-ORDER_OUTCOMES = (
-    "pending", "submitted", "filled", "partially_filled", "canceled", "rejected", "expired", "lost",
-    "dropped", "ambiguous", "other",
-)  # fmt: skip
+# Every intent status, plus labels dashboards already know (kept so their series do not vanish).
+ORDER_OUTCOMES = (*IntentStatus, "partially_filled", "dropped", "other")
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-SUPERVISOR_STATE_NAME = "supervisor.json"
 
 
 def supervisor_restarts(state_dir: Path) -> float:
     """The worker's restart count from ``<state>/supervisor.json``; 0 when there is none (standalone)."""
     try:
-        data = json.loads((Path(state_dir) / SUPERVISOR_STATE_NAME).read_text(encoding="utf-8"))
+        data = json.loads(StateLayout(Path(state_dir)).supervisor_state.read_text(encoding="utf-8"))
         return float(data["children"]["worker"]["restarts"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from cappuccino_daemon.broker.ports import Broker, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.states import IntentStatus
 
 if TYPE_CHECKING:
     from cappuccino_daemon.worker.executor import Executor
@@ -31,7 +32,7 @@ def readopt_lost(
     broker: Broker, journal: Journal, executor: Executor, current_bar: datetime | None
 ) -> list[str]:
     """Client ids of lost intents the broker knows after all, now settled into the journal."""
-    lost = [i for i in journal.intents() if i.status == "lost"]
+    lost = [i for i in journal.intents() if i.status == IntentStatus.LOST]
     if current_bar is not None:
         lost = [i for i in lost if i.bar_time >= current_bar - MAX_AGE]
     adopted: list[str] = []

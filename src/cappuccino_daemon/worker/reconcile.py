@@ -36,6 +36,7 @@ from cappuccino_daemon.broker.ports import Broker, BrokerPosition, TransientBrok
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.policy.ledger import clamp_to_broker, exceeds_broker
+from cappuccino_daemon.states import IntentStatus
 from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.books_check import settled_positions
 from cappuccino_daemon.worker.executor import Executor
@@ -55,10 +56,6 @@ class ReconcileReport:
     clamped: dict[str, tuple[float, float]] = field(default_factory=dict)
     external: dict[str, tuple[float, float]] = field(default_factory=dict)
     deferred: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not (self.lost or self.canceled_foreign or self.clamped)
 
 
 def reconcile(
@@ -113,7 +110,7 @@ def _resolve_intents(
                 continue  # never sent, decision still current: the executor will send it
             if intent.attempts > 0 and not stale:
                 continue  # the executor looks up again and resubmits with the same id
-            status = "expired" if intent.attempts == 0 else "lost"
+            status = IntentStatus.EXPIRED if intent.attempts == 0 else IntentStatus.LOST
             log.warning(
                 "intent_without_broker_order",
                 client_order_id=coid,
@@ -136,7 +133,7 @@ def _resolve_intents(
             broker.cancel_order(snap.id)
             refreshed = broker.get_order_by_client_id(coid)
             snap = refreshed or snap
-        if intent.status != "submitted" or snap.is_final:
+        if intent.status != IntentStatus.SUBMITTED or snap.is_final:
             log.info(
                 "intent_resolved",
                 client_order_id=coid,
