@@ -103,34 +103,37 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 def _run_validate(args: argparse.Namespace) -> int:
     _quiet_logging("WARNING")
-    import numpy as np
-
-    from cappuccino_daemon.config import DEFAULT_CONFIG, load_settings
-    from cappuccino_daemon.errors import ConfigError
-    from cappuccino_daemon.model.actor import TorchPolicy
-    from cappuccino_daemon.model.checkpoint import read_checkpoint
-    from cappuccino_daemon.model.loader import load_model_spec
+    from cappuccino_daemon.config import DEFAULT_CONFIG, ModelEntry, load_settings
+    from cappuccino_daemon.model.check import check_models
 
     tickers = _tickers(args.tickers)
-    model_dir = args.model_dir
-    if args.config is not None or model_dir is None or DEFAULT_CONFIG.is_file():
-        settings = load_settings(args.config, require_model_dir=model_dir is None)
-        model_dir = model_dir or settings.model.dir
-        tickers = tickers or settings.model.tickers
-    spec = load_model_spec(model_dir, tickers)
-    policy = TorchPolicy(read_checkpoint(model_dir))
-    action = policy.act(np.zeros(spec.state_dim, dtype=np.float32))
-    if action.shape != (spec.action_dim,) or not np.all(np.isfinite(action)):
-        raise ConfigError(
-            f"{spec.model_dir / 'actor.pth'} produced a non-finite or mis-shaped action on a zero state "
-            f"({action!r}). Fix: the weights are unusable; copy actor.pth again or retrain."
+    if args.model_dir is not None and args.config is None and not DEFAULT_CONFIG.is_file():
+        entries: tuple[ModelEntry, ...] = (
+            ModelEntry(args.model_dir.name, args.model_dir, tickers=tuple(tickers) if tickers else None),
         )
-    print(
-        f"OK {spec.model_id}: {spec.algorithm} {spec.net_dim}/{spec.state_dim}/{spec.action_dim}, lookback "
-        f"{spec.lookback}, {spec.timeframe}, tickers {','.join(spec.tickers)}, "
-        f"params from {spec.source.origin}, "
-        f"{len(spec.warnings)} warning(s)"
-    )
+    else:
+        settings = load_settings(args.config, require_model_dir=args.model_dir is None)
+        entries = settings.models_list
+        if args.model_dir is not None or tickers:
+            one = settings.only_model() if args.model_dir is None else entries[0]
+            entries = (
+                ModelEntry(
+                    args.model_dir.name if args.model_dir is not None else one.name,
+                    args.model_dir or one.dir,
+                    capital=one.capital if args.model_dir is None else None,
+                    tickers=tuple(tickers) if tickers else one.tickers,
+                    profile=one.profile if args.model_dir is None else None,
+                ),
+            )
+    for checked in check_models(entries):
+        entry, spec = checked.entry, checked.spec
+        label = f"{entry.name}: " if len(entries) > 1 else ""
+        print(
+            f"OK {label}{spec.model_id}: {spec.algorithm} {spec.net_dim}/{spec.state_dim}/{spec.action_dim}, "
+            f"lookback {spec.lookback}, {spec.timeframe}, tickers {','.join(spec.tickers)}, "
+            f"params from {spec.source.origin}, capital {spec.profile.initial_capital:g}, "
+            f"{len(spec.warnings)} warning(s)"
+        )
     return 0
 
 

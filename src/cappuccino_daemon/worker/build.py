@@ -51,6 +51,10 @@ class WorkerOptions:
     gap_wait_s: float = _DEFAULTS.gap_wait_s
     exchange_ready_file: Path | None = None  # embedded emulator: wait for this before the first request
     exchange_wait_s: float = 2 * SupervisorSection().emulator_ready_timeout_s
+    profile: str | None = None  # [model] profile: replaces the model's env profile
+    capital: float | None = None  # [model] capital: the virtual sub-account's USD
+    model_name: str = ""
+    config_file: Path | None = None  # named in the account lock, for a second trader's refusal
 
 
 def worker_options(
@@ -68,6 +72,7 @@ def worker_options(
     and no url, the worker talks to ``[emulator] host:port``, where ``run`` starts the exchange.
     """
     worker, broker, emu = settings.worker, settings.broker, settings.emulator
+    model = settings.only_model()  # the tournament worker (issue 12) serves every model
     skew = max_clock_skew_flag
     if skew is None and broker.kind == "alpaca-paper":
         skew = worker.max_clock_skew_s
@@ -75,8 +80,12 @@ def worker_options(
     if url is None and broker.kind == "emulator":
         url = f"http://{emu.host}:{emu.port}"
     return WorkerOptions(
-        model_dir=Path(settings.model.dir).resolve(),
-        tickers=tuple(settings.model.tickers) if settings.model.tickers else None,
+        model_dir=Path(model.dir).resolve(),
+        tickers=model.tickers,
+        profile=model.profile,
+        capital=model.capital,
+        model_name=model.name,
+        config_file=settings.source_file,
         state_dir=Path(settings.paths.state).resolve(),
         broker_kind=broker.kind,
         broker_url=url,
@@ -164,7 +173,8 @@ def load_checked_model(opts: WorkerOptions) -> tuple[ModelSpec, Policy]:
     from cappuccino_daemon.model.actor import load_policy
     from cappuccino_daemon.model.loader import load_model_spec
 
-    spec = load_model_spec(opts.model_dir, list(opts.tickers) if opts.tickers else None)
+    tickers = list(opts.tickers) if opts.tickers else None
+    spec = load_model_spec(opts.model_dir, tickers, profile=opts.profile, capital=opts.capital)
     for warning in spec.warnings:
         log.warning("model_warning", warning=warning)
     policy = load_policy(opts.model_dir)
