@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_usd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite amount of USD, got {text}")
     return value
 
 
@@ -52,6 +63,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         default=None,
         help="train_results folder (default: ../train_results of DB).",
     )
+    p.add_argument(
+        "--write-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="Write a tournament config ([[models]] per trial) for the top-N trials that can trade.",
+    )
+    p.add_argument(
+        "--capital-each",
+        type=_positive_usd,
+        default=None,
+        metavar="USD",
+        help="With --write-config: every model's capital (default: its profile's initial capital).",
+    )
+    p.add_argument("--force", action="store_true", help="With --write-config: replace an existing FILE.")
     p.set_defaults(handler=_run_trials)
 
     p = sub.add_parser("trial-metadata", help="Write cappuccino_manifest.json (+ best_trial).")
@@ -142,6 +168,11 @@ def _run_trials(args: argparse.Namespace) -> int:
     from cappuccino_daemon.model.optuna_db import best_trials, open_db, trial_folder
 
     results = args.results_dir or args.db.resolve().parent.parent / "train_results"
+    if args.write_config is not None:
+        return _write_config(args, results)
+    if args.capital_each is not None or args.force:
+        print("cappuccino-paper trials: --capital-each and --force need --write-config FILE", file=sys.stderr)
+        return 2
     with open_db(args.db) as conn:
         trials = best_trials(conn, study=args.study, top=args.top)
     key_params = (
@@ -178,6 +209,25 @@ def _run_trials(args: argparse.Namespace) -> int:
         )
     note = f"(folders looked up under {results}/cwd_tests; 'yes' = trial_<number>_<tf>/actor.pth exists)"
     print(note, file=sys.stderr)
+    return 0
+
+
+def _write_config(args: argparse.Namespace, results: Path) -> int:
+    from cappuccino_daemon.model.tournament_config import select_models, write_tournament_config
+
+    models, notes = select_models(args.db, args.study, args.top, results, args.capital_each)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    write_tournament_config(args.write_config, models, force=args.force)
+    short = f" (asked for {args.top}; fewer trials of the study can trade)" if len(models) < args.top else ""
+    total = sum(m.capital for m in models)
+    print(f"Wrote {args.write_config}: {len(models)} models{short}, capital {total:g} USD")
+    for m in models:
+        pinned = "manifest written now" if m.pinned_now else "manifest kept"
+        print(
+            f"  t{m.trial.number}: value {_fmt(m.trial.value)}, capital {m.capital:g}, {m.folder} ({pinned})"
+        )
+    print(f"Check it with `cappuccino-paper validate --config {args.write_config}`.")
     return 0
 
 
