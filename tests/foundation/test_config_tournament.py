@@ -79,7 +79,10 @@ def test_default_name_is_the_folder_name_as_written_not_the_symlink_target(tmp_p
         (TWO.replace("capital = 2500", "capital = -5"), ["models[2].capital", "greater than 0"]),
         (TWO.replace("capital = 2500", "capital = inf"), ["models[2].capital", "finite"]),
         (TWO.replace("capital = 2500\n", ""), ["missing required key 'models[2].capital"]),
-        (TWO.replace('name = "second"', 'name = "a/b"'), ["the model name 'a/b'", "cannot be used", "name ="]),
+        (
+            TWO.replace('name = "second"', 'name = "a/b"'),
+            ["the model name 'a/b'", "cannot be used", "name ="],
+        ),
         (TWO.replace('profile = "finrl-crypto"', 'profile = "mine"'), ["models[2].profile", "finrl-crypto"]),
         (TWO.replace('profile = "finrl-crypto"', "colour = 1"), ["unknown key 'models[2].colour"]),
         (
@@ -127,10 +130,8 @@ def test_one_model_commands_refuse_a_tournament_and_model_dir_picks_one(tmp_path
 
 
 def test_models_from_the_environment_as_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _project(tmp_path, '[worker]\npoll_interval_s = 3\n')
-    monkeypatch.setenv(
-        "CAPPUCCINO_MODELS", '[{"dir": "train_results/trial_1_1h", "capital": 5}]'
-    )
+    path = _project(tmp_path, "[worker]\npoll_interval_s = 3\n")
+    monkeypatch.setenv("CAPPUCCINO_MODELS", '[{"dir": "train_results/trial_1_1h", "capital": 5}]')
     (entry,) = load_settings(path).models_list
     assert entry.capital == 5.0 and entry.name == "trial_1_1h"
 
