@@ -213,6 +213,9 @@ class PathsSection(_Section):
     root: Path | None = Field(default=None, description="Base for relative paths (see module doc).")
     state: Path = Path("state")
     logs: Path = Path("logs")
+    locks: Path | None = Field(
+        default=None, description="One-trader-per-account locks; None: host default (accountlock.py)."
+    )
 
 
 class LoggingSection(_Section):
@@ -528,7 +531,14 @@ def _resolve_paths(settings: DaemonSettings, config_file: Path) -> DaemonSetting
             "model": settings.model
             and settings.model.model_copy(update={"dir": _resolve(root, settings.model.dir)}),
             "models": settings.models and [_resolved_entry(root, m) for m in settings.models],
-            "paths": settings.paths.model_copy(update={"root": root, "state": state_dir, "logs": logs}),
+            "paths": settings.paths.model_copy(
+                update={
+                    "root": root,
+                    "state": state_dir,
+                    "logs": logs,
+                    "locks": _resolve(root, settings.paths.locks),
+                }
+            ),
             "worker": worker.model_copy(
                 update={
                     "heartbeat_file": _resolve(root, worker.heartbeat_file),

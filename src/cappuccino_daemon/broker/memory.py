@@ -88,6 +88,7 @@ class MemoryBroker:
     sleep: Callable[[float], None] = lambda _s: None
     timeframe: timedelta = timedelta(hours=1)
     trading_blocked: bool = False
+    account_id: str = field(default_factory=lambda: f"memory-{uuid.uuid4().hex[:12]}")
 
     def __post_init__(self) -> None:
         if self.read_attempts < 1:
@@ -193,7 +194,9 @@ class MemoryBroker:
             equity = self.cash + sum(
                 (q * Decimal(str(self.price(s))) for s, q in self._positions.items()), Decimal(0)
             )
-            return BrokerAccount(float(self.cash), float(equity), "ACTIVE", self.trading_blocked)
+            return BrokerAccount(
+                float(self.cash), float(equity), "ACTIVE", self.trading_blocked, self.account_id
+            )
 
         return self._read("get_account", account)
 

@@ -13,12 +13,13 @@ from cappuccino_daemon.bars import timeframe_delta
 from cappuccino_daemon.broker.factory import open_broker
 from cappuccino_daemon.broker.ports import Broker
 from cappuccino_daemon.clock import Clock, SystemClock
-from cappuccino_daemon.config import DaemonSettings, SupervisorSection, WorkerSection
+from cappuccino_daemon.config import DaemonSettings, ModelEntry, SupervisorSection, WorkerSection
 from cappuccino_daemon.errors import ConfigError, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
 from cappuccino_daemon.policy.features import WARMUP_BARS
+from cappuccino_daemon.worker.accountguard import guard_account
 from cappuccino_daemon.worker.cycle import Cycle, CycleConfig
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.loop import WorkerLoop
@@ -55,6 +56,7 @@ class WorkerOptions:
     capital: float | None = None  # [model] capital: the virtual sub-account's USD
     model_name: str = ""
     config_file: Path | None = None  # named in the account lock, for a second trader's refusal
+    lock_dir: Path | None = None  # [paths] locks; None: the host default (accountlock.py)
 
 
 def worker_options(
@@ -86,6 +88,7 @@ def worker_options(
         capital=model.capital,
         model_name=model.name,
         config_file=settings.source_file,
+        lock_dir=settings.paths.locks,
         state_dir=Path(settings.paths.state).resolve(),
         broker_kind=broker.kind,
         broker_url=url,
@@ -226,4 +229,11 @@ def build_from_options(opts: WorkerOptions) -> WorkerLoop:
     )
     if account.trading_blocked:
         raise ConfigError("The broker account is blocked from trading; check it in the Alpaca dashboard.")
+    guard_account(  # one trader per account, and the capital fits its cash
+        account,
+        models=[ModelEntry(opts.model_name or spec.model_id, opts.model_dir, opts.capital)],
+        state_dir=opts.state_dir,
+        config_file=opts.config_file,
+        lock_dir=opts.lock_dir,
+    )
     return build_loop(opts, spec, policy, broker)
