@@ -146,3 +146,15 @@ def test_validate_cli_exits_78_on_a_tournament_problem(tmp_path: Path) -> None:
     )
     assert proc.returncode == EX_CONFIG, proc.stderr
     assert "both [model] and [[models]]" in proc.stderr
+
+
+def test_the_one_model_worker_refuses_a_tournament_until_it_serves_many(tmp_path: Path) -> None:
+    path = _project(tmp_path, TWO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cappuccino_daemon", "worker", "--config", str(path), "--max-cycles", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == EX_CONFIG, proc.stderr
+    assert "names 2 models (trial_1_1h, second)" in proc.stderr
