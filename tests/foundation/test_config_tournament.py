@@ -158,3 +158,13 @@ def test_the_one_model_worker_refuses_a_tournament_until_it_serves_many(tmp_path
     )
     assert proc.returncode == EX_CONFIG, proc.stderr
     assert "names 2 models (trial_1_1h, second)" in proc.stderr
+
+
+def test_config_profile_names_are_the_models_profiles() -> None:
+    """config.py sits below model/ and repeats the names; this keeps the two lists equal."""
+    from typing import get_args
+
+    from cappuccino_daemon.config import ProfileName
+    from cappuccino_daemon.model.profiles import PROFILE_NAMES
+
+    assert set(get_args(ProfileName)) == set(PROFILE_NAMES)
