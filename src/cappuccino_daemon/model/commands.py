@@ -52,6 +52,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--tickers", help="Override [model] tickers (comma-separated).")
     p.set_defaults(handler=_run_validate)
 
+    _register_trials(sub)
+
+    p = sub.add_parser("trial-metadata", help="Write cappuccino_manifest.json (+ best_trial).")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--trial-id", type=int, help="Global trial_id OR per-study number (ambiguity is refused).")
+    g.add_argument("--number", type=int, help="Per-study trial number (with --study).")
+    g.add_argument("--from-best-trial", action="store_true", help="Convert the folder's legacy best_trial.")
+    p.add_argument("--study", default=None)
+    p.add_argument("--output-dir", type=Path, required=True, help="The trial folder (holding actor.pth).")
+    p.add_argument("--db", type=Path, default=None, help="Optuna SQLite file.")
+    p.add_argument("--tickers", help="State-order tickers, comma-separated (required unless 7 tickers).")
+    p.add_argument("--profile", default=None, help="Env profile: finrl-crypto | cappuccino-nov2025.")
+    p.add_argument("--capital", type=float, default=None, help="Override the profile's initial capital.")
+    p.add_argument("--no-pickle", action="store_true", help="Do not write the legacy best_trial pickle.")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="Write anyway (noted in the manifest): params that disagree with actor.pth, a missing or "
+        "non-PPO actor.pth, --tickers over the trial's ticker_list.",
+    )
+    p.set_defaults(handler=_run_trial_metadata)
+
+
+def _register_trials(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser("trials", help="Best COMPLETE trials of an Optuna DB, categoricals decoded.")
     p.add_argument("--db", type=Path, required=True, help="Optuna SQLite file.")
     p.add_argument("--study", default=None, help="Only this study.")
@@ -79,26 +103,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     p.add_argument("--force", action="store_true", help="With --write-config: replace an existing FILE.")
     p.set_defaults(handler=_run_trials)
-
-    p = sub.add_parser("trial-metadata", help="Write cappuccino_manifest.json (+ best_trial).")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--trial-id", type=int, help="Global trial_id OR per-study number (ambiguity is refused).")
-    g.add_argument("--number", type=int, help="Per-study trial number (with --study).")
-    g.add_argument("--from-best-trial", action="store_true", help="Convert the folder's legacy best_trial.")
-    p.add_argument("--study", default=None)
-    p.add_argument("--output-dir", type=Path, required=True, help="The trial folder (holding actor.pth).")
-    p.add_argument("--db", type=Path, default=None, help="Optuna SQLite file.")
-    p.add_argument("--tickers", help="State-order tickers, comma-separated (required unless 7 tickers).")
-    p.add_argument("--profile", default=None, help="Env profile: finrl-crypto | cappuccino-nov2025.")
-    p.add_argument("--capital", type=float, default=None, help="Override the profile's initial capital.")
-    p.add_argument("--no-pickle", action="store_true", help="Do not write the legacy best_trial pickle.")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="Write anyway (noted in the manifest): params that disagree with actor.pth, a missing or "
-        "non-PPO actor.pth, --tickers over the trial's ticker_list.",
-    )
-    p.set_defaults(handler=_run_trial_metadata)
 
 
 def _quiet_logging(level: str = "ERROR") -> None:
