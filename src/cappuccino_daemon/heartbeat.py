@@ -9,10 +9,18 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from cappuccino_daemon.atomic import atomic_write_json
+
+
+class Progress(StrEnum):
+    """Whether bars get resolved (decided or skipped with a reason), apart from the process being alive."""
+
+    OK = "ok"
+    STALLED = "stalled"  # alive and polling, but no bar resolved for two bar intervals
 
 
 @dataclass(frozen=True)
@@ -26,16 +34,22 @@ class Heartbeat:
     positions: dict[str, float] = field(default_factory=dict)
     lag_s: float | None = None  # bar close to orders sent, last cycle
     message: str = ""
+    # Progress, apart from liveness (worker/progress.py); files written before these fields read as "ok".
+    progress: Progress = Progress.OK
+    last_progress_at: datetime | None = None  # when the last bar was decided or skipped (UTC)
+    stall_cause: str = ""  # while stalled: what keeps bars from being resolved (the last refusal)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["time"] = self.time.isoformat()
         data["last_bar"] = self.last_bar.isoformat() if self.last_bar else None
+        data["progress"] = str(self.progress)
+        data["last_progress_at"] = self.last_progress_at.isoformat() if self.last_progress_at else None
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Heartbeat:
-        last_bar = data.get("last_bar")
+        last_bar, progress_at = data.get("last_bar"), data.get("last_progress_at")
         return cls(
             time=datetime.fromisoformat(data["time"]),
             pid=int(data["pid"]),
@@ -46,6 +60,9 @@ class Heartbeat:
             positions={str(k): float(v) for k, v in (data.get("positions") or {}).items()},
             lag_s=None if data.get("lag_s") is None else float(data["lag_s"]),
             message=str(data.get("message", "")),
+            progress=Progress(data.get("progress") or Progress.OK),
+            last_progress_at=datetime.fromisoformat(progress_at) if progress_at else None,
+            stall_cause=str(data.get("stall_cause") or ""),
         )
 
 

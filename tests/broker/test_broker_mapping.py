@@ -29,7 +29,7 @@ from cappuccino_daemon.errors import (
     ConfigError,
     TransientBrokerError,
 )
-from cappuccino_daemon.worker.executor import floor_qty
+from cappuccino_daemon.policy.ledger import floor_qty
 
 
 def _api_error(status: int, body: str, headers: dict[str, str] | None = None) -> Exception:

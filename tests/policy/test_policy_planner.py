@@ -1,17 +1,14 @@
-"""The planner's rules in isolation, and apply_plan's agreement with the simulated step."""
+"""The planner's rules in isolation (booking its orders as the live worker does: test_policy_ledger.py)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-
 import numpy as np
 import pytest
-from policy_golden import ROLLOUTS, load_golden, profile_from_sidecar
 
 from cappuccino_daemon.errors import InvariantViolation
 from cappuccino_daemon.model.spec import EnvProfile
-from cappuccino_daemon.policy.planner import AccountState, apply_plan, plan_step
+from cappuccino_daemon.policy.ledger import AccountState
+from cappuccino_daemon.policy.planner import plan_step
 
 FINRL = EnvProfile("finrl-crypto", 1_000_000.0, 0.003, 0.003, 0.9, 0.0, (0.011, 0.11, 0.00011))
 CAPPU = EnvProfile("cappuccino-nov2025", 1000.0, 0.0025, 0.0025, 0.99, 0.2, (0.0055, 0.033, 0.000011))
@@ -82,35 +79,3 @@ def test_inputs_are_not_mutated_and_bad_inputs_refused() -> None:
         plan_step(raw, acct, np.array([np.inf, 1, 1]), ONES, FINRL)
     with pytest.raises(InvariantViolation, match="shapes"):
         plan_step(raw[:2], acct, ONES * 10, ONES, FINRL)
-
-
-@pytest.mark.parametrize("name", ROLLOUTS)
-def test_apply_plan_books_the_plan_bit_for_bit(fixtures_dir: Path, name: str) -> None:
-    d, sidecar = load_golden(fixtures_dir, name)
-    profile = profile_from_sidecar(sidecar)
-    anv = d["action_norm_vector"]
-    for k in range(len(d["raw_action"])):
-        acct = AccountState(
-            float(d["cash_before"][k]),
-            d["stocks_before"][k],
-            d["cooldown_after"][k - 1] if k else np.zeros_like(d["stocks_before"][0]),
-        )
-        plan = plan_step(d["raw_action"][k], acct, d["fill_price"][k], anv, profile)
-        booked = apply_plan(acct, plan, profile)
-        assert booked.cash == plan.after.cash == d["cash_after"][k], k
-        assert np.array_equal(booked.holdings, d["stocks_after"][k]), k
-        assert np.array_equal(booked.cooldown, d["cooldown_after"][k]), k
-
-
-def test_apply_plan_with_floored_quantities_and_real_prices() -> None:
-    acct = _acct(10_000.0, [1.23456, 0, 0], [5, 0, 0])
-    plan = plan_step(np.array([-1, 1, 0], np.float32), acct, np.array([100.0, 50.0, 1.0]), ONES * 10, FINRL)
-    floored = replace(
-        plan, sell_qty=np.floor(plan.sell_qty * 1e4) / 1e4, buy_qty=np.floor(plan.buy_qty * 1e3) / 1e3
-    )
-    booked = apply_plan(acct, floored, FINRL, prices=np.array([99.0, 51.0, 1.0]))
-    assert booked.holdings[0] == np.float32(float(np.float32(1.23456)) - 1.2345)
-    assert booked.holdings[1] == np.float32(floored.buy_qty[1])
-    expected = 10_000.0 + 99.0 * 1.2345 * 0.997 - 51.0 * floored.buy_qty[1] * 1.003
-    assert booked.cash == pytest.approx(expected, rel=1e-12)
-    assert booked.cooldown.tolist() == [0, 0, 0]

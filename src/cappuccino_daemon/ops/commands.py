@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--check",
         action="store_true",
-        help="exit 0 when running with a fresh heartbeat, 1 when running but stale, 3 when not running",
+        help="exit 0 when running with a fresh heartbeat and bars resolved, 1 when running but stale or "
+        "stalled (no bar decided or skipped for two bar intervals), 3 when not running",
     )
     p.set_defaults(handler=_run_status)
 
@@ -74,7 +75,7 @@ def _run_status(args: argparse.Namespace) -> int:
         return 0
     if not status["running"]:
         return EXIT_NOT_RUNNING
-    return EXIT_STALE if status["stale"] else EXIT_RUNNING
+    return EXIT_STALE if status["stale"] or status["stalled"] else EXIT_RUNNING
 
 
 def _run_report(args: argparse.Namespace) -> int:

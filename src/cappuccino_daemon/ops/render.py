@@ -71,6 +71,9 @@ def _process_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
         age = f"[red]{_dur(hb['age_s'])} old, STALE[/]" if hb["stale"] else f"{_dur(hb['age_s'])} old"
         rows.append(("heartbeat", f"{hb['phase']} · {age} · {hb['cycles']} cycles this run"))
         rows.append(("last bar", f"{hb['last_bar'] or '-'} · lag {_dur(hb['lag_s'])}"))
+        if hb.get("progress") == "stalled":
+            since = hb.get("last_progress_at") or "start"
+            rows.append(("progress", f"[red]STALLED[/] since {since}: {hb.get('stall_cause') or '-'}"))
         if hb.get("message"):
             rows.append(("message", str(hb["message"])))
     return rows

@@ -172,6 +172,9 @@ def _heartbeat_section(inputs: StatusInputs, now_epoch: float) -> dict[str, Any]
         "equity": hb.equity,
         "positions": hb.positions,
         "message": hb.message,
+        "progress": str(hb.progress),  # "ok" | "stalled": bars resolved, apart from the process polling
+        "last_progress_at": _iso(hb.last_progress_at),
+        "stall_cause": hb.stall_cause,
     }
 
 
@@ -290,12 +293,19 @@ def collect_status(
     journal, account = _journal_and_account(inputs, problems)
     running = bool((supervisor and supervisor["alive"]) or worker["alive"])
     problems += _liveness_problems(inputs, supervisor, heartbeat, worker, journal is None, running)
+    stalled = _stalled(heartbeat, worker)
+    if stalled and heartbeat is not None:
+        since = heartbeat["last_progress_at"] or "the worker started"
+        problems.append(
+            f"worker is stalled: no bar decided or skipped since {since}: {heartbeat['stall_cause']}"
+        )
     label = demo_label(inputs.model_dir)
     return {
         "schema": STATUS_SCHEMA,
         "generated_at": _iso(now),
         "running": running,
         "stale": not running or heartbeat is None or bool(heartbeat["stale"]) or not worker["alive"],
+        "stalled": stalled,  # alive and beating, but no bar resolved for two bar intervals
         "problems": problems,
         "config_file": str(inputs.config_file) if inputs.config_file else None,
         "model": {
@@ -315,6 +325,13 @@ def collect_status(
         "journal": journal,
         "account": account,
     }
+
+
+def _stalled(heartbeat: dict[str, Any] | None, worker: dict[str, Any]) -> bool:
+    """A live worker's fresh heartbeat says it resolves no bars (a stale one says nothing current)."""
+    if heartbeat is None or heartbeat["stale"] or not worker["alive"]:
+        return False
+    return bool(heartbeat["progress"] == "stalled")
 
 
 def _journal_and_account(

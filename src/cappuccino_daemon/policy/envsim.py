@@ -4,8 +4,9 @@ Bit-for-bit on the golden trajectories: ``reset()`` puts time at ``L-1``; ``step
 one, then trades at ``price_array[time]`` (decided on bars <= t, filled at the close of bar t+1);
 ``max_step = T - L - 1`` so an episode has ``T - 2L`` steps; the reward is
 ``(Δ total asset - Δ equal-weight benchmark) * norm_reward`` and the last step returns the accumulated
-``gamma_return`` instead. Trades come from :mod:`cappuccino_daemon.policy.planner`, states from
-:mod:`cappuccino_daemon.policy.state`, so training, replay and live trading share one code path.
+``gamma_return`` instead. Trades come from :mod:`cappuccino_daemon.policy.planner` (its money from
+:mod:`cappuccino_daemon.policy.ledger`), states from :mod:`cappuccino_daemon.policy.state`, so training,
+replay and live trading share one code path.
 
 Deliberate differences, none of which touch the fixtures: ``step`` does not mutate the caller's
 action array (the scaled action is in ``info``); stepping past ``done`` raises; and ``reset()`` also
@@ -22,8 +23,9 @@ import numpy.typing as npt
 
 from cappuccino_daemon.errors import InvariantViolation
 from cappuccino_daemon.model.spec import EnvProfile, Normalisation
+from cappuccino_daemon.policy.ledger import AccountState
 from cappuccino_daemon.policy.normaliser import action_norm_vector
-from cappuccino_daemon.policy.planner import AccountState, StepPlan, plan_step
+from cappuccino_daemon.policy.planner import StepPlan, plan_step
 from cappuccino_daemon.policy.state import state_from_tech_array
 
 

@@ -6,12 +6,14 @@ ascending index where ``scaled < -min_qty`` (up to the holding, resets the coold
 buys in ascending index where ``scaled > min_qty``, capped by cash after fees, the safety factor and
 the untouchable ``min_cash_reserve`` share of the initial capital, and zeroed below the minimum.
 
-Dtypes follow the env so results are bit-identical: holdings and cooldowns float32, cash float64,
-``scaled = float32(float64(raw) * anv)``, sell sizes float32, buy sizes float64 or the float32 action.
+The money in each step (fees, the buy cap, float32 holdings) follows :mod:`.ledger`; this module owns
+what the action means (which trades, in which order, and the cooldown). Dtypes follow the env so results
+are bit-identical: holdings and cooldowns float32, cash float64, ``scaled = float32(float64(raw) *
+anv)``, sell sizes float32, buy sizes float64 or the float32 action.
 
 Shared by the replay engine, the env simulator (training) and the live worker, which floors the
-planned quantities to broker increments, sizes sells from the broker position, and then books the real
-fills into its virtual account with :func:`apply_plan`.
+planned quantities to broker increments, sizes sells from the broker position, and books the real
+fills with :func:`.ledger.book_fill` (the cooldown it takes from ``StepPlan.after``).
 """
 
 from __future__ import annotations
@@ -25,29 +27,13 @@ import numpy.typing as npt
 
 from cappuccino_daemon.errors import InvariantViolation
 from cappuccino_daemon.model.spec import EnvProfile
+from cappuccino_daemon.policy.ledger import AccountState, book_buy, book_sell, env_buy
 from cappuccino_daemon.policy.normaliser import scale_action
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 Kind = Literal["sell", "forced_sell", "buy"]
 f32 = np.float32
-
-
-@dataclass(frozen=True)
-class AccountState:
-    """The (virtual) account the model sees: cash in USD, holdings in coins, cooldown in steps."""
-
-    cash: float
-    holdings: F32
-    cooldown: F32
-
-    @classmethod
-    def initial(cls, capital: float, n: int) -> AccountState:
-        return cls(float(capital), np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32))
-
-    def equity(self, prices: F64) -> float:
-        """``cash + sum(holdings * prices)`` with the env's dtypes (its ``total_asset``)."""
-        return float(self.cash + (self.holdings * np.asarray(prices, dtype=np.float64)).sum())
 
 
 @dataclass(frozen=True)
@@ -101,6 +87,22 @@ def _check_inputs(raw: F32, account: AccountState, prices: F64, anv: F64, profil
         raise InvariantViolation(f"non-finite planner input: raw={raw.tolist()} prices={prices.tolist()}")
 
 
+@dataclass
+class _Books:
+    """One step's working copy of the account: Python floats holding the env's float32 values."""
+
+    cash: float
+    stocks: list[float]
+    cool: list[float]
+
+
+@dataclass
+class _Buys:
+    qty: list[float]
+    capped: list[bool]
+    zeroed: list[bool]
+
+
 def plan_step(raw_action: F32, account: AccountState, prices: F64, anv: F64, profile: EnvProfile) -> StepPlan:
     """Simulate one env step's trades at ``prices`` (the fill row's closes) without mutating inputs.
 
@@ -112,55 +114,16 @@ def plan_step(raw_action: F32, account: AccountState, prices: F64, anv: F64, pro
     px_arr = np.asarray(prices, dtype=np.float64)
     _check_inputs(raw, account, px_arr, anv, profile)
     scaled = scale_action(raw, anv)
-    n = raw.shape[0]
     px = px_arr.tolist()
     want = scaled.tolist()  # float32 values, exactly, as Python floats
-    minq = profile.minimum_qty
-    stocks = account.holdings.tolist()
-    cool = account.cooldown.tolist()
-    cash = float(account.cash)
-    sell = [0.0] * n
-    forced = [0.0] * n
-    forced_mask = [False] * n
-    buy = [0.0] * n
-    capped = [False] * n
-    zeroed = [False] * n
-    keep_sell = 1 - profile.sell_cost_pct
-    fee_buy = 1 + profile.buy_cost_pct
-    fraction = float(f32(profile.forced_sell_fraction))
-
-    for i in range(n):
-        if stocks[i] > 0:
-            cool[i] = float(f32(cool[i] + 1))
-    for i in range(n):
-        if want[i] < -minq[i] and stocks[i] > 0 and px[i] > 0:
-            q = min(stocks[i], -want[i])
-            cool[i] = 0.0
-            stocks[i] = float(f32(stocks[i] - q))
-            cash += px[i] * q * keep_sell
-            sell[i] = q
-    for i in range(n):
-        if cool[i] >= profile.forced_sell_cooldown_steps:
-            q = float(f32(stocks[i] * fraction))
-            cool[i] = 0.0
-            stocks[i] = float(f32(stocks[i] - q))
-            cash += px[i] * q * keep_sell
-            forced[i] = q
-            forced_mask[i] = True
-    reserve = account_reserve(profile)
-    for i in range(n):
-        if want[i] > minq[i] and px[i] > 0:
-            avail = cash if reserve <= 0 else max(0.0, cash - reserve)
-            max_q = (avail / fee_buy / px[i]) * profile.safety_factor
-            qty = min(max_q, want[i])
-            capped[i] = not want[i] < max_q
-            if qty < minq[i]:
-                qty = 0.0
-                zeroed[i] = True
-            stocks[i] = float(f32(stocks[i] + qty))
-            cash -= px[i] * qty * fee_buy
-            buy[i] = qty
-    after = AccountState(cash, np.array(stocks, dtype=np.float32), np.array(cool, dtype=np.float32))
+    books = _Books(float(account.cash), account.holdings.tolist(), account.cooldown.tolist())
+    _tick_cooldowns(books)
+    sell = _explicit_sells(books, want, px, profile)
+    forced, forced_mask = _forced_sells(books, px, profile)
+    buys = _buys(books, want, px, profile)
+    after = AccountState(
+        books.cash, np.array(books.stocks, dtype=np.float32), np.array(books.cool, dtype=np.float32)
+    )
     return StepPlan(
         raw,
         scaled,
@@ -168,46 +131,59 @@ def plan_step(raw_action: F32, account: AccountState, prices: F64, anv: F64, pro
         np.array(sell),
         np.array(forced),
         np.array(forced_mask),
-        np.array(buy),
-        np.array(capped),
-        np.array(zeroed),
+        np.array(buys.qty),
+        np.array(buys.capped),
+        np.array(buys.zeroed),
         account,
         after,
     )
 
 
-def account_reserve(profile: EnvProfile) -> float:
-    """USD of the initial capital that buys may never spend (Cappuccino's ``min_cash_reserve``)."""
-    return float(profile.initial_capital) * float(profile.min_cash_reserve)
+def _tick_cooldowns(books: _Books) -> None:
+    """Every held asset's cooldown counts one more step (float32, as the env)."""
+    stocks, cool = books.stocks, books.cool
+    for i, held in enumerate(stocks):
+        if held > 0:
+            cool[i] = float(f32(cool[i] + 1))
 
 
-def apply_plan(
-    account: AccountState, plan: StepPlan, profile: EnvProfile, prices: F64 | None = None
-) -> AccountState:
-    """Book a plan's quantities (possibly edited: floored, or real fills) at ``prices`` into ``account``.
+def _explicit_sells(books: _Books, want: list[float], px: list[float], profile: EnvProfile) -> list[float]:
+    """Sell up to the holding where the action is below ``-minimum``; a sell resets the cooldown."""
+    minq, stocks, cool = profile.minimum_qty, books.stocks, books.cool
+    sell = [0.0] * len(want)
+    for i, w in enumerate(want):
+        if w < -minq[i] and stocks[i] > 0 and px[i] > 0:
+            q = min(stocks[i], -w)
+            cool[i] = 0.0
+            stocks[i], books.cash = book_sell(stocks[i], books.cash, q, px[i], profile)
+            sell[i] = q
+    return sell
 
-    Same order, cooldown rule and arithmetic as the env, so an unedited plan filled at its own prices
-    reproduces ``plan.after`` bit for bit. Quantities that would overdraw a holding are clipped to it.
-    """
-    px = plan.prices if prices is None else np.asarray(prices, dtype=np.float64)
-    stocks = np.array(account.holdings, dtype=np.float32)
-    cool = np.array(account.cooldown, dtype=np.float32)
-    cash: float | np.float64 = account.cash
-    keep_sell = 1 - profile.sell_cost_pct
-    fee_buy = 1 + profile.buy_cost_pct
-    cool[stocks > 0] += 1
-    for i in np.flatnonzero(plan.sell_qty > 0):
-        q = min(float(plan.sell_qty[i]), float(stocks[i]))
-        cool[i] = 0
-        stocks[i] = np.float32(np.float64(stocks[i]) - q)
-        cash += px[i] * q * keep_sell
-    for i in np.flatnonzero(plan.forced_mask):
-        q = min(float(plan.forced_sell_qty[i]), float(stocks[i]))
-        cool[i] = 0
-        stocks[i] = np.float32(np.float64(stocks[i]) - q)
-        cash += px[i] * q * keep_sell
-    for i in np.flatnonzero(plan.buy_qty > 0):
-        q = float(plan.buy_qty[i])
-        stocks[i] = np.float32(np.float64(stocks[i]) + q)
-        cash -= px[i] * q * fee_buy
-    return AccountState(float(cash), stocks, cool)
+
+def _forced_sells(books: _Books, px: list[float], profile: EnvProfile) -> tuple[list[float], list[bool]]:
+    """Sell ``forced_sell_fraction`` of every holding whose cooldown ran out, and restart the cooldown."""
+    stocks, cool = books.stocks, books.cool
+    fraction = float(f32(profile.forced_sell_fraction))
+    forced = [0.0] * len(stocks)
+    mask = [False] * len(stocks)
+    for i, c in enumerate(cool):
+        if c >= profile.forced_sell_cooldown_steps:
+            q = float(f32(stocks[i] * fraction))
+            cool[i] = 0.0
+            stocks[i], books.cash = book_sell(stocks[i], books.cash, q, px[i], profile)
+            forced[i] = q
+            mask[i] = True
+    return forced, mask
+
+
+def _buys(books: _Books, want: list[float], px: list[float], profile: EnvProfile) -> _Buys:
+    """Buy where the action is above the minimum, in index order, each capped by the cash left."""
+    n = len(want)
+    minq, stocks = profile.minimum_qty, books.stocks
+    out = _Buys([0.0] * n, [False] * n, [False] * n)
+    for i, w in enumerate(want):
+        if w > minq[i] and px[i] > 0:
+            qty, out.capped[i], out.zeroed[i] = env_buy(w, books.cash, px[i], minq[i], profile)
+            stocks[i], books.cash = book_buy(stocks[i], books.cash, qty, px[i], profile)
+            out.qty[i] = qty
+    return out

@@ -22,7 +22,7 @@ from cappuccino_daemon.clock import Clock, SystemClock
 from cappuccino_daemon.errors import EX_CONFIG, ConfigError
 from cappuccino_daemon.heartbeat import read_heartbeat
 from cappuccino_daemon.logsetup import get_logger
-from cappuccino_daemon.supervisor import reporting, resume
+from cappuccino_daemon.supervisor import reporting, resume, stall
 from cappuccino_daemon.supervisor.accounthold import AccountHold
 from cappuccino_daemon.supervisor.child import (
     ExitInfo,
@@ -317,6 +317,7 @@ class Supervisor:
         if child.plan.heartbeat_file is not None:
             hb = read_heartbeat(child.plan.heartbeat_file)
             if hb is not None and hb.time != child.last_hb_time:
+                stall.note_progress(child.plan.name, child.heartbeat, hb)  # reported, never restarted
                 child.last_hb_time, child.heartbeat, child.last_progress = hb.time, hb, now
                 rec.last_heartbeat_at = hb.time.isoformat()
                 if child.healthy_since is None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from cappuccino_daemon.supervisor.notify import Notifier
 from cappuccino_daemon.supervisor.runtime import WORKER, ChildRuntime
+from cappuccino_daemon.supervisor.stall import stall_text
 from cappuccino_daemon.supervisor.state_store import SupervisorState
 
 START_EXTEND_S = 30.0  # EXTEND_TIMEOUT_USEC granted per report while not READY yet
@@ -20,7 +21,10 @@ def find_worker(children: Sequence[ChildRuntime]) -> ChildRuntime | None:
 
 
 def loop_healthy(children: Sequence[ChildRuntime], now: float, heartbeat_timeout_s: float) -> bool:
-    """Worth a WATCHDOG=1: no child is running with a stale heartbeat or being killed."""
+    """Worth a WATCHDOG=1: no child is running with a stale heartbeat or being killed.
+
+    A stalled worker (fresh heartbeat, no bars resolved) still counts as healthy here: withholding the
+    ping would make systemd restart the whole unit, and a restart cannot clear what stalls it."""
     for child in children:
         if child.stop_deadline is not None:
             return False
@@ -48,6 +52,9 @@ def status_text(state: SupervisorState, children: Sequence[ChildRuntime], status
     if hb is not None:
         parts.append(f"last bar {hb.last_bar.isoformat() if hb.last_bar else '-'}")
         parts.append(f"equity {hb.equity:.2f}" if hb.equity is not None else "equity -")
+        stalled = stall_text(hb) if worker.proc is not None else None
+        if stalled:
+            parts.append(stalled)
     if state.message:
         parts.append(state.message)
     return "; ".join(parts)

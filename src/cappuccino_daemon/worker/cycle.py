@@ -22,10 +22,11 @@ from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
 from cappuccino_daemon.policy.features import BarGap, align_latest, floor_time
+from cappuccino_daemon.policy.ledger import with_cooldown
 from cappuccino_daemon.policy.normaliser import action_norm_vector
 from cappuccino_daemon.policy.planner import plan_step
 from cappuccino_daemon.policy.state import build_state
-from cappuccino_daemon.worker.account import as_tuple, load_account, with_cooldown
+from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.crashpoints import crash_point
 from cappuccino_daemon.worker.executor import ExecutionReport, Executor, OrderLine
 

@@ -14,6 +14,8 @@ Rules (each one is a lesson from freqtrade/nautilus, daemon_practice.md §3-§5)
 - Quantities are floored onto the asset's ``min_trade_increment``; below ``min_order_size`` (or
   Alpaca's $10 minimum notional for buys) the order is dropped and the drop journaled. Sells are
   sized from the broker's actual position (Alpaca takes its fee in the received coin). Long only.
+  The numbers (sizing, fees, booking a fill) are :mod:`cappuccino_daemon.policy.ledger`'s; this
+  module decides when to ask the broker and what to journal.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 
 from cappuccino_daemon.broker.ports import (
@@ -40,15 +42,12 @@ from cappuccino_daemon.clock import Clock
 from cappuccino_daemon.journal.store import IntentRecord, Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import EnvProfile
-from cappuccino_daemon.policy.planner import account_reserve
-from cappuccino_daemon.worker.account import as_tuple, book_fill, load_account
+from cappuccino_daemon.policy.ledger import book_fill, reserve_buy, size_live_buy, size_live_sell
+from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.crashpoints import crash_point
 from cappuccino_daemon.worker.ids import client_order_id
 
 log = get_logger(__name__)
-
-MIN_NOTIONAL_USD = 10.0  # Alpaca refuses USD-quoted crypto buys below $10 (alpaca_api.md §5)
-BUY_PRICE_BUFFER = 0.01  # buys are sized for a 1 % worse fill than the decision bar's close
 
 
 @dataclass(frozen=True)
@@ -59,15 +58,6 @@ class OrderLine:
     side: Side
     qty: float
     kind: str  # sell | forced_sell | buy
-
-
-def floor_qty(qty: float | Decimal, increment: Decimal) -> Decimal:
-    value = Decimal(str(qty)) if not isinstance(qty, Decimal) else qty
-    if value <= 0:
-        return Decimal(0)
-    if increment <= 0:
-        return value
-    return (value / increment).to_integral_value(rounding=ROUND_FLOOR) * increment
 
 
 _INTENT_STATUS: dict[OrderStatus, str] = {
@@ -192,59 +182,77 @@ class Executor:
                 return intent
             if intent.attempts > 0 or intent.status == "ambiguous":
                 # A POST may have reached the broker before: ask before sending anything.
-                try:
-                    snap = self.lookup(coid)
-                except TransientBrokerError as exc:
-                    log.warning("order_lookup_failed", client_order_id=coid, error=str(exc))
-                    return intent
-                if snap is not None:
-                    log.info("order_resolved_by_client_id", client_order_id=coid, status=snap.status)
-                    return self.settle(intent, snap, event="resolved_by_client_id")
-                self.journal.record_event("lookup_absent", coid, {"attempts": intent.attempts})
+                known = self._look_up_before_resend(intent)
+                if known is not None:
+                    return known
             self.journal.mark_attempt(coid)
             crash_point("before_submit")
-            try:
-                snap = self.broker.submit_market_order(intent.symbol, _side(intent.side), intent.qty, coid)
-            except DuplicateClientOrderIdError as exc:
-                log.warning("duplicate_client_order_id", client_order_id=coid, error=str(exc))
-                self.journal.record_event("duplicate_client_order_id", coid, {"error": str(exc)})
-                intent = self._refresh(coid)
-                continue  # next round looks it up (attempts > 0)
-            except (AmbiguousSubmitError, TransientBrokerError) as exc:
-                log.warning("submit_ambiguous", client_order_id=coid, error=str(exc))
-                self.journal.update_intent(
-                    coid, "ambiguous", event="submit_ambiguous", detail={"error": str(exc)}
-                )
-                intent = self._refresh(coid)
-                self.clock.sleep(self.poll_s)
-                continue
-            except BrokerRejectedError as exc:
-                log.error(
-                    "submit_rejected", client_order_id=coid, status_code=exc.status_code, error=str(exc)
-                )
-                self.journal.update_intent(
-                    coid,
-                    "rejected",
-                    event="submit_rejected",
-                    detail={"error": str(exc), "status": exc.status_code},
-                )
-                return self._refresh(coid)
-            crash_point("after_submit")
-            if report is not None:
-                report.submitted += 1
-                report.last_submit_mono = self.clock.monotonic()
-            log.info(
-                "order_submitted",
-                client_order_id=coid,
-                side=intent.side,
-                symbol=intent.symbol,
-                qty=str(intent.qty),
-                status=snap.status,
-            )
-            intent = self.settle(intent, snap, event="submitted")
-            crash_point("after_journal")
-            return intent
+            intent, done = self._post(intent, report)
+            if done:
+                return intent
         log.warning("submit_unresolved", client_order_id=coid, status=intent.status)
+        return intent
+
+    def _look_up_before_resend(self, intent: IntentRecord) -> IntentRecord | None:
+        """The intent as the broker knows it, or None when the broker never had it (safe to send)."""
+        coid = intent.client_order_id
+        try:
+            snap = self.lookup(coid)
+        except TransientBrokerError as exc:
+            log.warning("order_lookup_failed", client_order_id=coid, error=str(exc))
+            return intent  # unknown either way: leave it for the next look-up, send nothing
+        if snap is not None:
+            log.info("order_resolved_by_client_id", client_order_id=coid, status=snap.status)
+            return self.settle(intent, snap, event="resolved_by_client_id")
+        self.journal.record_event("lookup_absent", coid, {"attempts": intent.attempts})
+        return None
+
+    def _post(self, intent: IntentRecord, report: ExecutionReport | None) -> tuple[IntentRecord, bool]:
+        """One POST and its journal entry; returns the intent and whether submitting is over."""
+        coid = intent.client_order_id
+        try:
+            snap = self.broker.submit_market_order(intent.symbol, _side(intent.side), intent.qty, coid)
+        except DuplicateClientOrderIdError as exc:
+            log.warning("duplicate_client_order_id", client_order_id=coid, error=str(exc))
+            self.journal.record_event("duplicate_client_order_id", coid, {"error": str(exc)})
+            return self._refresh(coid), False  # the next round looks it up (attempts > 0)
+        except (AmbiguousSubmitError, TransientBrokerError) as exc:
+            log.warning("submit_ambiguous", client_order_id=coid, error=str(exc))
+            self.journal.update_intent(
+                coid, "ambiguous", event="submit_ambiguous", detail={"error": str(exc)}
+            )
+            intent = self._refresh(coid)
+            self.clock.sleep(self.poll_s)
+            return intent, False
+        except BrokerRejectedError as exc:
+            log.error("submit_rejected", client_order_id=coid, status_code=exc.status_code, error=str(exc))
+            self.journal.update_intent(
+                coid,
+                "rejected",
+                event="submit_rejected",
+                detail={"error": str(exc), "status": exc.status_code},
+            )
+            return self._refresh(coid), True
+        return self._accepted(intent, snap, report), True
+
+    def _accepted(
+        self, intent: IntentRecord, snap: OrderSnapshot, report: ExecutionReport | None
+    ) -> IntentRecord:
+        """Journal an order the broker took (the crash points bracket the gap a crash may fall into)."""
+        crash_point("after_submit")
+        if report is not None:
+            report.submitted += 1
+            report.last_submit_mono = self.clock.monotonic()
+        log.info(
+            "order_submitted",
+            client_order_id=intent.client_order_id,
+            side=intent.side,
+            symbol=intent.symbol,
+            qty=str(intent.qty),
+            status=snap.status,
+        )
+        intent = self.settle(intent, snap, event="submitted")
+        crash_point("after_journal")
         return intent
 
     def _refresh(self, coid: str) -> IntentRecord:
@@ -305,19 +313,11 @@ class Executor:
         if not asset.tradable:
             self._drop(bar_time, symbol, "sell", "asset_not_tradable")
             return None
-        qty = floor_qty(min(Decimal(str(line.qty)), position_qty), asset.min_trade_increment)
-        if qty <= 0 or qty < asset.min_order_size:
-            self._drop(
-                bar_time,
-                symbol,
-                "sell",
-                "below_min_order_size",
-                planned=line.qty,
-                broker_position=str(position_qty),
-                min_order_size=str(asset.min_order_size),
-            )
+        sizing = size_live_sell(line.qty, position_qty, asset.min_trade_increment, asset.min_order_size)
+        if sizing.reason is not None:
+            self._drop(bar_time, symbol, "sell", sizing.reason, **sizing.detail)
             return None
-        return qty
+        return sizing.qty
 
     def size_buy(
         self, bar_time: datetime, line: OrderLine, price: float, cash: float, broker_cash: float
@@ -327,28 +327,13 @@ class Executor:
         if not asset.tradable:
             self._drop(bar_time, symbol, "buy", "asset_not_tradable")
             return None
-        # A market order fills at a price we only learn afterwards; size as if it were a little worse.
-        worst = price * (1 + BUY_PRICE_BUFFER)
-        avail = max(0.0, cash - account_reserve(self.profile))
-        cap = avail / (1 + self.profile.buy_cost_pct) / worst * self.profile.safety_factor
-        broker_cap = max(0.0, broker_cash) * 0.995 / worst
-        want = min(line.qty, cap, broker_cap)
-        qty = floor_qty(max(want, 0.0), asset.min_trade_increment)
-        if qty <= 0 or qty < asset.min_order_size:
-            self._drop(
-                bar_time,
-                symbol,
-                "buy",
-                "below_min_order_size",
-                planned=line.qty,
-                capped=want,
-                min_order_size=str(asset.min_order_size),
-            )
+        sizing = size_live_buy(
+            line.qty, price, cash, broker_cash, asset.min_trade_increment, asset.min_order_size, self.profile
+        )
+        if sizing.reason is not None:
+            self._drop(bar_time, symbol, "buy", sizing.reason, **sizing.detail)
             return None
-        if float(qty) * price < MIN_NOTIONAL_USD:
-            self._drop(bar_time, symbol, "buy", "below_min_notional", notional=float(qty) * price)
-            return None
-        return qty
+        return sizing.qty
 
     # -- one cycle's orders -----------------------------------------------------------------------
     def execute(
@@ -358,25 +343,7 @@ class Executor:
         report = ExecutionReport()
         sells = [line for line in lines if line.side == "sell"]
         buys = sorted((line for line in lines if line.side == "buy"), key=lambda line: line.index)
-        sell_ids: list[str] = []
-        positions = self.broker.get_positions() if sells else {}
-        for line in _merge(sells):
-            symbol = self.tickers[line.index]
-            coid = client_order_id(self.model_id, bar_time, symbol, "sell")
-            intent = self.journal.get_intent(coid)
-            if self.stop.is_set() and (intent is None or intent.attempts == 0):
-                report.stopped = True  # safe point: nothing of this order has left the process
-                break
-            if intent is None:
-                pos = positions.get(symbol)
-                sized = self.size_sell(bar_time, line, pos.qty_available if pos else Decimal(0))
-                intent = self._intent_for(bar_time, line, prices[line.index], sized)
-                if intent is None:
-                    report.dropped += 1
-                    continue
-            self.submit(intent, report)
-            sell_ids.append(coid)
-        open_sells = self.await_final(sell_ids) if sell_ids else []
+        open_sells = self._sell_phase(bar_time, sells, prices, report)
         if report.stopped or self.stop.is_set():
             report.stopped = True
             log.warning("cycle_paused", bar=bar_time.isoformat(), at="sells", reason="stop requested")
@@ -389,31 +356,7 @@ class Executor:
             )
             return report
         crash_point("before_buys")
-        buy_ids: list[str] = []
-        account = load_account(self.journal, self.profile.initial_capital, len(self.tickers))
-        cash = account.cash
-        broker_cash = self.broker.get_account().cash if buys else 0.0
-        for line in buys:
-            symbol = self.tickers[line.index]
-            coid = client_order_id(self.model_id, bar_time, symbol, "buy")
-            intent = self.journal.get_intent(coid)
-            price = float(prices[line.index])
-            if self.stop.is_set() and (intent is None or intent.attempts == 0):
-                report.stopped = True
-                break
-            if intent is None:
-                sized = self.size_buy(bar_time, line, price, cash, broker_cash)
-                intent = self._intent_for(bar_time, line, price, sized)
-                if intent is None:
-                    report.dropped += 1
-                    continue
-            # Reserve what this buy will cost so the next one is capped by what is left.
-            if not intent.applied:
-                cash -= float(intent.qty) * price * (1 + self.profile.buy_cost_pct)
-                broker_cash -= float(intent.qty) * price
-            self.submit(intent, report)
-            buy_ids.append(coid)
-        open_buys = self.await_final(buy_ids) if buy_ids else []
+        open_buys = self._buy_phase(bar_time, buys, prices, report)
         if report.stopped or (open_buys and self.stop.is_set()):
             report.stopped = True
             log.warning("cycle_paused", bar=bar_time.isoformat(), at="buys", reason="stop requested")
@@ -421,6 +364,63 @@ class Executor:
         report.unresolved = len(open_buys)
         report.filled = sum(1 for i in self.journal.intents(bar_time) if i.status == "filled")
         return report
+
+    def _stop_here(self, intent: IntentRecord | None, report: ExecutionReport) -> bool:
+        """A stop request ends a phase at a safe point: nothing of this order has left the process."""
+        if self.stop.is_set() and (intent is None or intent.attempts == 0):
+            report.stopped = True
+            return True
+        return False
+
+    def _sell_phase(
+        self, bar_time: datetime, sells: Sequence[OrderLine], prices: Sequence[float], report: ExecutionReport
+    ) -> list[IntentRecord]:
+        """Size each sell from the broker position, send it, and wait; returns the sells still open."""
+        sell_ids: list[str] = []
+        positions = self.broker.get_positions() if sells else {}
+        for line in _merge(sells):
+            symbol = self.tickers[line.index]
+            coid = client_order_id(self.model_id, bar_time, symbol, "sell")
+            intent = self.journal.get_intent(coid)
+            if self._stop_here(intent, report):
+                break
+            if intent is None:
+                pos = positions.get(symbol)
+                sized = self.size_sell(bar_time, line, pos.qty_available if pos else Decimal(0))
+                intent = self._intent_for(bar_time, line, prices[line.index], sized)
+                if intent is None:
+                    report.dropped += 1
+                    continue
+            self.submit(intent, report)
+            sell_ids.append(coid)
+        return self.await_final(sell_ids) if sell_ids else []
+
+    def _buy_phase(
+        self, bar_time: datetime, buys: Sequence[OrderLine], prices: Sequence[float], report: ExecutionReport
+    ) -> list[IntentRecord]:
+        """Size each buy against the cash the sells left, send it, and wait; returns the buys still open."""
+        buy_ids: list[str] = []
+        cash = load_account(self.journal, self.profile.initial_capital, len(self.tickers)).cash
+        broker_cash = self.broker.get_account().cash if buys else 0.0
+        for line in buys:
+            symbol = self.tickers[line.index]
+            coid = client_order_id(self.model_id, bar_time, symbol, "buy")
+            intent = self.journal.get_intent(coid)
+            price = float(prices[line.index])
+            if self._stop_here(intent, report):
+                break
+            if intent is None:
+                sized = self.size_buy(bar_time, line, price, cash, broker_cash)
+                intent = self._intent_for(bar_time, line, price, sized)
+                if intent is None:
+                    report.dropped += 1
+                    continue
+            if not intent.applied:
+                # Reserve what this buy will cost so the next one is capped by what is left.
+                cash, broker_cash = reserve_buy(cash, broker_cash, float(intent.qty), price, self.profile)
+            self.submit(intent, report)
+            buy_ids.append(coid)
+        return self.await_final(buy_ids) if buy_ids else []
 
 
 def _side(text: str) -> Side:

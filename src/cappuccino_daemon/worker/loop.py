@@ -2,9 +2,11 @@
 
 It wakes at each bar close plus the grace by the BROKER's clock (``--poll-interval`` caps every sleep,
 so a missed wake-up costs at most one poll), reconciles before each new bar, runs one cycle, and
-writes the heartbeat on every poll and after every cycle. SIGTERM/SIGINT only set a flag: a cycle in
-progress finishes (its waits are bounded), so the process never stops between a submit and its journal
-entry; the flag is checked between cycles and interrupts the idle sleep at once.
+writes the heartbeat on every poll and after every cycle. The heartbeat also says whether bars get
+resolved (``progress``, worker/progress.py): a worker that polls but refuses every bar is ``stalled``.
+SIGTERM/SIGINT only set a flag: a cycle in progress finishes (its waits are bounded), so the process
+never stops between a submit and its journal entry; the flag is checked between cycles and interrupts
+the idle sleep at once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
 from cappuccino_daemon.worker.metrics import WorkerMetrics
 from cappuccino_daemon.worker.pace import BrokerClockRate
+from cappuccino_daemon.worker.progress import ProgressReport, ProgressTracker
 from cappuccino_daemon.worker.reconcile import reconcile
 
 log = get_logger(__name__)
@@ -67,6 +70,7 @@ class WorkerLoop:
         self.stop = stop or threading.Event()
         self.status = LoopStatus()
         self._reconciled_for: datetime | None = None
+        self.progress = ProgressTracker(cycle.clock.monotonic())
 
     # -- signals ----------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -93,6 +97,7 @@ class WorkerLoop:
             return
         spec = self.cycle.spec
         account = load_account(self.cycle.journal, spec.profile.initial_capital, len(spec.tickers))
+        progress = self.progress_report()
         write_heartbeat(
             self.heartbeat_file,
             Heartbeat(
@@ -105,8 +110,38 @@ class WorkerLoop:
                 positions={t: float(h) for t, h in zip(spec.tickers, account.holdings, strict=True)},
                 lag_s=self.status.lag_s,
                 message=self.status.message,
+                progress=progress.state,
+                last_progress_at=progress.last_progress_at,
+                stall_cause=progress.cause,
             ),
         )
+
+    # -- progress ---------------------------------------------------------------------------------
+    def _bar_wall_s(self) -> float:
+        """One bar interval in wall seconds (the accelerated emulator's bars pass faster)."""
+        return self.pace.wall_seconds(self.cycle.config.timeframe.total_seconds())
+
+    def progress_report(self) -> ProgressReport:
+        return self.progress.assess(self.cycle.clock.monotonic(), self._bar_wall_s())
+
+    def _track_progress(self, outcome: CycleOutcome) -> None:
+        """A resolved bar (decided, skipped with a reason, or already decided) is progress; anything
+        else is not, and its message becomes the cause. A stall is logged once per bar interval."""
+        mono = self.cycle.clock.monotonic()
+        if outcome.kind in ("traded", "skipped", "idle"):
+            if self.progress.progressed(mono, self.cycle.clock.now()):
+                log.info("progress_resumed", bar=outcome.bar.isoformat() if outcome.bar else None)
+            return
+        self.progress.refused(outcome.message or f"cycle {outcome.kind}")
+        if self.progress.should_log(mono, self._bar_wall_s()):
+            report = self.progress_report()
+            log.error(
+                "worker_stalled",
+                cause=report.cause,
+                no_progress_s=round(report.silent_s, 3),
+                last_progress_at=report.last_progress_at.isoformat() if report.last_progress_at else None,
+                rule="no bar decided or skipped for two bar intervals",
+            )
 
     # -- phases -----------------------------------------------------------------------------------
     def reconcile_now(self, broker_now: datetime) -> None:
@@ -185,6 +220,7 @@ class WorkerLoop:
                 statuses = [i.status for i in self.cycle.journal.intents(outcome.bar)]
                 self.metrics.record_cycle(outcome.bar, outcome.lag_s, outcome.equity, statuses)
         self.status.message = outcome.message
+        self._track_progress(outcome)
         self._set_phase("WAITING" if outcome.kind in ("idle", "traded", "skipped") else self.status.phase)
         self.beat()
         return outcome

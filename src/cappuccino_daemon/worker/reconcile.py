@@ -32,7 +32,8 @@ from decimal import Decimal
 from cappuccino_daemon.broker.ports import Broker, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
-from cappuccino_daemon.worker.account import as_tuple, load_account, with_holding
+from cappuccino_daemon.policy.ledger import clamp_to_broker, exceeds_broker
+from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.ids import our_prefix
 
@@ -179,7 +180,7 @@ def _positions(
         virtual = float(account.holdings[index])
         pos = positions.get(symbol)
         broker_qty = float(pos.qty) if pos is not None else 0.0
-        if virtual - broker_qty > max(1e-9, virtual * 1e-6) and symbol in unsettled:
+        if exceeds_broker(virtual, broker_qty) and symbol in unsettled:
             log.warning(
                 "position_check_deferred",
                 symbol=symbol,
@@ -191,7 +192,7 @@ def _positions(
                 "position_check_deferred", None, {"symbol": symbol, "virtual": virtual, "broker": broker_qty}
             )
             report.deferred.append(symbol)
-        elif virtual - broker_qty > max(1e-9, virtual * 1e-6):  # beyond float32/decimal rounding
+        elif exceeds_broker(virtual, broker_qty):  # beyond float32/decimal rounding
             drift = (virtual - broker_qty) / virtual
             level = log.info if drift <= fee_tolerance else log.warning
             level(
@@ -206,7 +207,7 @@ def _positions(
                 journal.record_event(
                     "position_drift", None, {"symbol": symbol, "virtual": virtual, "broker": broker_qty}
                 )
-            account = with_holding(account, index, broker_qty)
+            account = clamp_to_broker(account, index, broker_qty)
             changed = True
             report.clamped[symbol] = (virtual, broker_qty)
         elif broker_qty > virtual * (1 + fee_tolerance) + float(Decimal("1e-9")):
