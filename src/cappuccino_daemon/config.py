@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,9 +51,93 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+# The env profiles a model may be pinned to (model/profiles.py PROFILE_NAMES; config sits below model).
+ProfileName = Literal["finrl-crypto", "cappuccino-nov2025"]
+# A model name is a journal file name, a log/metric label and part of its client_order_id prefix.
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+
+
 class ModelSection(_Section):
+    """``[model]``: the one model of a tournament of one."""
+
     dir: Path = Field(description="Trial folder holding actor.pth (and cappuccino_manifest.json).")
     tickers: list[str] | None = Field(default=None, description="Optional; the model's order wins.")
+    profile: ProfileName | None = Field(default=None, description="Env profile; None: the model's own.")
+    capital: float | None = Field(
+        default=None, gt=0, description="Virtual sub-account USD; None: the profile's initial capital."
+    )
+
+
+class TournamentEntry(ModelSection):
+    """One ``[[models]]`` table: a model and the USD of the account its virtual sub-account gets."""
+
+    name: str | None = Field(default=None, description="Unique; default: the folder name.")
+    capital: float = Field(gt=0, description="USD of the account this model's sub-account gets.")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of the tournament, ``[model]`` and ``[[models]]`` alike (``DaemonSettings.models_list``).
+
+    ``capital`` is None only for a ``[model]`` without one: the model's profile capital, as before.
+    """
+
+    name: str
+    dir: Path
+    capital: float | None = None
+    tickers: tuple[str, ...] | None = None
+    profile: str | None = None
+
+
+def _entry(section: ModelSection, name: str | None) -> ModelEntry:
+    return ModelEntry(
+        name=name or Path(section.dir).name or str(section.dir),
+        dir=Path(section.dir),
+        capital=section.capital,
+        tickers=tuple(section.tickers) if section.tickers else None,
+        profile=section.profile,
+    )
+
+
+def check_model_names(entries: Sequence[ModelEntry]) -> None:
+    """Names are file names, labels and order-id prefixes: well formed and unique (case-insensitively)."""
+    for e in entries:
+        if not MODEL_NAME_RE.match(e.name):
+            raise ValueError(
+                f"the model name {e.name!r} (dir {str(e.dir)!r}) cannot be used: a name becomes the model's "
+                "journal file name and client_order_id prefix, so it is 1-48 letters, digits, '_', '.' or "
+                "'-', starting with a letter or digit. Set name = \"...\" in its [[models]] table"
+            )
+    seen: dict[str, ModelEntry] = {}
+    for e in entries:
+        other = seen.setdefault(e.name.casefold(), e)
+        if other is not e:
+            raise ValueError(
+                f"two [[models]] are named {e.name!r} (dirs {str(other.dir)!r} and {str(e.dir)!r}); "
+                "each model has its own journal, order-id prefix and leaderboard row, so names must be "
+                'unique (case is ignored). Give one of them a distinct name = "..." (the default name is '
+                "the folder name)"
+            )
+
+
+def check_capital_fits(entries: Sequence[ModelEntry], cash: float, where: Path | str | None = None) -> None:
+    """The models' capitals must fit the account's cash at start; a ConfigError names the shortfall.
+
+    Called by whoever holds the broker's account (the worker, before anything trades). Entries without
+    a capital (a ``[model]`` without one keeps its profile's capital, as before) are not counted.
+    """
+    counted = [e for e in entries if e.capital is not None]
+    total = sum(e.capital for e in counted if e.capital is not None)
+    if total <= cash + 1e-9:
+        return
+    label = where or "the configuration"
+    parts = ", ".join(f"{e.name} {e.capital:,.2f}" for e in counted)
+    raise ConfigError(
+        f"{label}: the models' capitals add up to {total:,.2f} USD ({parts}) but the broker account has "
+        f"only {cash:,.2f} USD of cash, {total - cash:,.2f} USD short. Lower the capital of some [[models]] "
+        "(or remove models) so the sum fits the account's cash, or fund the account (the emulator: "
+        "`cappuccino-paper emulator --cash`)."
+    )
 
 
 class WorkerSection(_Section):
@@ -139,6 +223,9 @@ class PathsSection(_Section):
     root: Path | None = Field(default=None, description="Base for relative paths (see module doc).")
     state: Path = Path("state")
     logs: Path = Path("logs")
+    locks: Path | None = Field(
+        default=None, description="One-trader-per-account locks; None: host default (accountlock.py)."
+    )
 
 
 class LoggingSection(_Section):
@@ -162,7 +249,8 @@ class DaemonSettings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    model: ModelSection
+    model: ModelSection | None = None
+    models: list[TournamentEntry] | None = None
     worker: WorkerSection = WorkerSection()
     broker: BrokerSection = BrokerSection()
     emulator: EmulatorSection = EmulatorSection()
@@ -172,6 +260,42 @@ class DaemonSettings(BaseSettings):
     metrics: MetricsSection = MetricsSection()
     source_file: Path | None = None
     file_data: ClassVar[dict[str, Any] | None] = None  # the parsed TOML (see ``_from_file``)
+
+    @model_validator(mode="after")
+    def _one_model_table_kind(self) -> DaemonSettings:
+        """``[model]`` (a tournament of one) or ``[[models]]``, never both, never neither."""
+        if self.model is not None and self.models is not None:
+            raise ValueError(
+                "both [model] and [[models]] are set; a file names its models one way. Keep [model] for "
+                "one model, or move it into a [[models]] table (with a capital) and delete [model]"
+            )
+        if self.model is None and not self.models:
+            raise ValueError(
+                "missing required key 'model': the file names no model. Add a [model] table with dir = "
+                '"<trial folder>", or one [[models]] table (dir, capital) per model of a tournament'
+            )
+        if self.models is not None:  # a [model]'s derived name is only a label
+            check_model_names(self.models_list)
+        return self
+
+    @property
+    def models_list(self) -> tuple[ModelEntry, ...]:
+        """Every model of the tournament in file order; a ``[model]`` is a tournament of one."""
+        if self.models is not None:
+            return tuple(_entry(m, m.name) for m in self.models)
+        return (_entry(self.model, None),) if self.model is not None else ()
+
+    def only_model(self) -> ModelEntry:
+        """The model of a tournament of one; a ConfigError for commands that serve one model only."""
+        entries = self.models_list
+        if len(entries) != 1:
+            where = self.source_file or "the configuration"
+            raise ConfigError(
+                f"{where} names {len(entries)} models ({', '.join(e.name for e in entries)}) but this "
+                "command serves one model. Pass --model-dir DIR to pick one, or use a config with a single "
+                "[model] or [[models]] table."
+            )
+        return entries[0]
 
     @model_validator(mode="after")
     def _embedded_emulator_needs_a_fixed_port(self) -> DaemonSettings:
@@ -239,8 +363,16 @@ def _env_source(loc: tuple[Any, ...]) -> str | None:
     return None
 
 
+def _key_label(loc: tuple[Any, ...]) -> str:
+    """``models.1.capital`` reads as ``models[2].capital`` (the second [[models]] table, counting from 1)."""
+    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+        rest = "".join(f".{part}" for part in loc[2:])
+        return f"models[{loc[1] + 1}]{rest} (the [[models]] table number {loc[1] + 1})"
+    return ".".join(str(part) for part in loc)
+
+
 def _describe_error(err: Any) -> str:
-    key = ".".join(str(part) for part in err["loc"])
+    key = _key_label(tuple(err["loc"]))
     if err["type"] == "extra_forbidden":
         text = f"unknown key '{key}' (remove it or check its spelling and section)"
     elif err["type"] == "missing":
@@ -389,20 +521,34 @@ def _build(label: Path, file_data: dict[str, Any] | None, **init: Any) -> Daemon
     return settings
 
 
+def _resolved_entry(root: Path, entry: TournamentEntry) -> TournamentEntry:
+    """The name is fixed from the dir as written, before a symlink (``demo/best_model``) is followed."""
+    name = _entry(entry, entry.name).name
+    return entry.model_copy(update={"dir": _resolve(root, entry.dir), "name": name})
+
+
 def _resolve_paths(settings: DaemonSettings, config_file: Path) -> DaemonSettings:
     """Relative paths → absolute (see the module doc); systemd's directories win for state and logs."""
     root = settings.paths.root or project_root_for(config_file)
     root = _resolve(project_root_for(config_file), root) or root
-    model_dir = _resolve(root, settings.model.dir)
     state_dir = _systemd_dir("STATE_DIRECTORY") or _resolve(root, settings.paths.state)
-    assert model_dir is not None and state_dir is not None
+    assert state_dir is not None
     emu, worker = settings.emulator, settings.worker
     default_emu_state = StateLayout(state_dir).emulator_state if emu.persist else None
     logs = _systemd_dir("LOGS_DIRECTORY") or _resolve(root, settings.paths.logs)
     return settings.model_copy(
         update={
-            "model": settings.model.model_copy(update={"dir": model_dir}),
-            "paths": settings.paths.model_copy(update={"root": root, "state": state_dir, "logs": logs}),
+            "model": settings.model
+            and settings.model.model_copy(update={"dir": _resolve(root, settings.model.dir)}),
+            "models": settings.models and [_resolved_entry(root, m) for m in settings.models],
+            "paths": settings.paths.model_copy(
+                update={
+                    "root": root,
+                    "state": state_dir,
+                    "logs": logs,
+                    "locks": _resolve(root, settings.paths.locks),
+                }
+            ),
             "worker": worker.model_copy(
                 update={
                     "heartbeat_file": _resolve(root, worker.heartbeat_file),
@@ -427,14 +573,16 @@ def load_settings(path: Path | None = None, *, require_model_dir: bool = True) -
     raw = _read_toml(config_file)
     settings = _build(config_file, raw, source_file=config_file.resolve())
     resolved = _resolve_paths(settings, config_file)
-    model_dir = resolved.model.dir
-    if require_model_dir and not model_dir.is_dir():
-        raise ConfigError(
-            f"{config_file}: [model] dir = {str(settings.model.dir)!r} resolves to {model_dir}, which does "
-            "not exist. Set it to a trial folder containing actor.pth (list trials with `cappuccino-paper "
-            "trials --db databases/optuna_cappuccino.db`), or create the demo model with "
-            "`cappuccino-paper demo`."
-        )
+    if require_model_dir:
+        for given, entry in zip(settings.models_list, resolved.models_list, strict=True):
+            if not entry.dir.is_dir():
+                table = "[model]" if settings.model is not None else f"[[models]] {entry.name!r}"
+                raise ConfigError(
+                    f"{config_file}: {table} dir = {str(given.dir)!r} resolves to {entry.dir}, which does "
+                    "not exist. Set it to a trial folder containing actor.pth (list trials with "
+                    "`cappuccino-paper trials --db databases/optuna_cappuccino.db`), or create the demo "
+                    "model with `cappuccino-paper demo`."
+                )
     return resolved
 
 
@@ -476,8 +624,15 @@ def apply_overrides(
         if value is not None:
             update.setdefault(section, {})[key] = value
     sections: dict[str, BaseModel] = {}
+    # --model-dir over a [[models]] tournament: serve that one model as a [model].
+    if "model" in update and settings.model is None and "dir" not in update["model"]:
+        raise ConfigError(
+            "--tickers cannot apply to a [[models]] tournament: each model has its own tickers. Set them in "
+            "its [[models]] table, or pass --model-dir DIR too to serve that one model."
+        )
+    sections_none: dict[str, Any] = {"models": None} if "model" in update else {}
     for section, values in update.items():
-        current: BaseModel = getattr(settings, section)
+        current: BaseModel = getattr(settings, section) or ModelSection(dir=Path("."))
         try:
             sections[section] = type(current).model_validate({**current.model_dump(), **values})
         except ValidationError as exc:
@@ -487,7 +642,7 @@ def apply_overrides(
                 f"Invalid command-line override ({', '.join(flags)}) of [{section}]: {problems}. Fix the "
                 f"flag value, or drop the flag to use the configured one."
             ) from None
-    return settings.model_copy(update=sections)
+    return settings.model_copy(update={**sections, **sections_none})
 
 
 @dataclass(frozen=True)

@@ -149,11 +149,12 @@ CHILD_STATES = Transitions(
     initial=[_K.STOPPED],
     table={
         # Every state may become STOPPED: a new supervisor life begins every child there.
-        _K.STOPPED: [_K.STARTING, _K.BACKOFF, _K.STOPPED],
+        # STOPPED/BACKOFF -> GIVEN_UP: another trader holds the account lock, refused before the spawn.
+        _K.STOPPED: [_K.STARTING, _K.BACKOFF, _K.STOPPED, _K.GIVEN_UP],
         _K.STARTING: [_K.RUNNING, _K.STOPPING, _K.BACKOFF, _K.STOPPED, _K.GIVEN_UP],
         _K.RUNNING: [_K.STOPPING, _K.BACKOFF, _K.STOPPED, _K.GIVEN_UP],
         _K.STOPPING: [_K.BACKOFF, _K.STOPPED],
-        _K.BACKOFF: [_K.STARTING, _K.BACKOFF, _K.STOPPED],
+        _K.BACKOFF: [_K.STARTING, _K.BACKOFF, _K.STOPPED, _K.GIVEN_UP],
         _K.GIVEN_UP: [_K.STOPPED],
     },
 )

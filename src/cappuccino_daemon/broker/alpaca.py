@@ -308,6 +308,7 @@ class AlpacaBroker:
             equity=float(data.get("equity") or data.get("portfolio_value") or 0.0),
             status=str(data.get("status", "")),
             trading_blocked=bool(data.get("trading_blocked") or data.get("account_blocked")),
+            account_id=str(data.get("id") or data.get("account_number") or ""),
         )
 
     def get_positions(self) -> dict[str, BrokerPosition]:

@@ -111,6 +111,7 @@ class MemoryBroker:
     sleep: Callable[[float], None] = lambda _s: None
     timeframe: timedelta = timedelta(hours=1)
     trading_blocked: bool = False
+    account_id: str = field(default_factory=lambda: f"memory-{uuid.uuid4().hex[:12]}")
     # strict knobs (off = lenient)
     rate_limit: int = 0
     wall: Callable[[], float] = time.time
@@ -278,7 +279,9 @@ class MemoryBroker:
             equity = self.cash + sum(
                 (q * Decimal(str(self.price(s))) for s, q in self._positions.items()), Decimal(0)
             )
-            return BrokerAccount(float(self.cash), float(equity), "ACTIVE", self.trading_blocked)
+            return BrokerAccount(
+                float(self.cash), float(equity), "ACTIVE", self.trading_blocked, self.account_id
+            )
 
         return self._read("get_account", account)
 

@@ -98,6 +98,7 @@ class BrokerAccount:
     equity: float
     status: str  # the broker's own word, for logs only; ``trading_blocked`` is what we act on
     trading_blocked: bool = False
+    account_id: str = ""  # the broker's id of the account: keys the one-trader-per-account lock
 
 
 @dataclass(frozen=True)

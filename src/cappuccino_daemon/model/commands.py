@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_usd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite amount of USD, got {text}")
     return value
 
 
@@ -41,18 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--tickers", help="Override [model] tickers (comma-separated).")
     p.set_defaults(handler=_run_validate)
 
-    p = sub.add_parser("trials", help="Best COMPLETE trials of an Optuna DB, categoricals decoded.")
-    p.add_argument("--db", type=Path, required=True, help="Optuna SQLite file.")
-    p.add_argument("--study", default=None, help="Only this study.")
-    p.add_argument("--top", type=_positive_int, default=10, help="Trials per study (default 10).")
-    p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--results-dir",
-        type=Path,
-        default=None,
-        help="train_results folder (default: ../train_results of DB).",
-    )
-    p.set_defaults(handler=_run_trials)
+    _register_trials(sub)
 
     p = sub.add_parser("trial-metadata", help="Write cappuccino_manifest.json (+ best_trial).")
     g = p.add_mutually_exclusive_group(required=True)
@@ -73,6 +73,36 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         "non-PPO actor.pth, --tickers over the trial's ticker_list.",
     )
     p.set_defaults(handler=_run_trial_metadata)
+
+
+def _register_trials(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    p = sub.add_parser("trials", help="Best COMPLETE trials of an Optuna DB, categoricals decoded.")
+    p.add_argument("--db", type=Path, required=True, help="Optuna SQLite file.")
+    p.add_argument("--study", default=None, help="Only this study.")
+    p.add_argument("--top", type=_positive_int, default=10, help="Trials per study (default 10).")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="train_results folder (default: ../train_results of DB).",
+    )
+    p.add_argument(
+        "--write-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="Write a tournament config ([[models]] per trial) for the top-N trials that can trade.",
+    )
+    p.add_argument(
+        "--capital-each",
+        type=_positive_usd,
+        default=None,
+        metavar="USD",
+        help="With --write-config: every model's capital (default: its profile's initial capital).",
+    )
+    p.add_argument("--force", action="store_true", help="With --write-config: replace an existing FILE.")
+    p.set_defaults(handler=_run_trials)
 
 
 def _quiet_logging(level: str = "ERROR") -> None:
@@ -103,34 +133,37 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 def _run_validate(args: argparse.Namespace) -> int:
     _quiet_logging("WARNING")
-    import numpy as np
-
-    from cappuccino_daemon.config import DEFAULT_CONFIG, load_settings
-    from cappuccino_daemon.errors import ConfigError
-    from cappuccino_daemon.model.actor import TorchPolicy
-    from cappuccino_daemon.model.checkpoint import read_checkpoint
-    from cappuccino_daemon.model.loader import load_model_spec
+    from cappuccino_daemon.config import DEFAULT_CONFIG, ModelEntry, load_settings
+    from cappuccino_daemon.model.check import check_models
 
     tickers = _tickers(args.tickers)
-    model_dir = args.model_dir
-    if args.config is not None or model_dir is None or DEFAULT_CONFIG.is_file():
-        settings = load_settings(args.config, require_model_dir=model_dir is None)
-        model_dir = model_dir or settings.model.dir
-        tickers = tickers or settings.model.tickers
-    spec = load_model_spec(model_dir, tickers)
-    policy = TorchPolicy(read_checkpoint(model_dir))
-    action = policy.act(np.zeros(spec.state_dim, dtype=np.float32))
-    if action.shape != (spec.action_dim,) or not np.all(np.isfinite(action)):
-        raise ConfigError(
-            f"{spec.model_dir / 'actor.pth'} produced a non-finite or mis-shaped action on a zero state "
-            f"({action!r}). Fix: the weights are unusable; copy actor.pth again or retrain."
+    if args.model_dir is not None and args.config is None and not DEFAULT_CONFIG.is_file():
+        entries: tuple[ModelEntry, ...] = (
+            ModelEntry(args.model_dir.name, args.model_dir, tickers=tuple(tickers) if tickers else None),
         )
-    print(
-        f"OK {spec.model_id}: {spec.algorithm} {spec.net_dim}/{spec.state_dim}/{spec.action_dim}, lookback "
-        f"{spec.lookback}, {spec.timeframe}, tickers {','.join(spec.tickers)}, "
-        f"params from {spec.source.origin}, "
-        f"{len(spec.warnings)} warning(s)"
-    )
+    else:
+        settings = load_settings(args.config, require_model_dir=args.model_dir is None)
+        entries = settings.models_list
+        if args.model_dir is not None or tickers:
+            one = settings.only_model() if args.model_dir is None else entries[0]
+            entries = (
+                ModelEntry(
+                    args.model_dir.name if args.model_dir is not None else one.name,
+                    args.model_dir or one.dir,
+                    capital=one.capital if args.model_dir is None else None,
+                    tickers=tuple(tickers) if tickers else one.tickers,
+                    profile=one.profile if args.model_dir is None else None,
+                ),
+            )
+    for checked in check_models(entries):
+        entry, spec = checked.entry, checked.spec
+        label = f"{entry.name}: " if len(entries) > 1 else ""
+        print(
+            f"OK {label}{spec.model_id}: {spec.algorithm} {spec.net_dim}/{spec.state_dim}/{spec.action_dim}, "
+            f"lookback {spec.lookback}, {spec.timeframe}, tickers {','.join(spec.tickers)}, "
+            f"params from {spec.source.origin}, capital {spec.profile.initial_capital:g}, "
+            f"{len(spec.warnings)} warning(s)"
+        )
     return 0
 
 
@@ -139,6 +172,11 @@ def _run_trials(args: argparse.Namespace) -> int:
     from cappuccino_daemon.model.optuna_db import best_trials, open_db, trial_folder
 
     results = args.results_dir or args.db.resolve().parent.parent / "train_results"
+    if args.write_config is not None:
+        return _write_config(args, results)
+    if args.capital_each is not None or args.force:
+        print("cappuccino-paper trials: --capital-each and --force need --write-config FILE", file=sys.stderr)
+        return 2
     with open_db(args.db) as conn:
         trials = best_trials(conn, study=args.study, top=args.top)
     key_params = (
@@ -175,6 +213,25 @@ def _run_trials(args: argparse.Namespace) -> int:
         )
     note = f"(folders looked up under {results}/cwd_tests; 'yes' = trial_<number>_<tf>/actor.pth exists)"
     print(note, file=sys.stderr)
+    return 0
+
+
+def _write_config(args: argparse.Namespace, results: Path) -> int:
+    from cappuccino_daemon.model.tournament_config import select_models, write_tournament_config
+
+    models, notes = select_models(args.db, args.study, args.top, results, args.capital_each)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    write_tournament_config(args.write_config, models, force=args.force)
+    short = f" (asked for {args.top}; fewer trials of the study can trade)" if len(models) < args.top else ""
+    total = sum(m.capital for m in models)
+    print(f"Wrote {args.write_config}: {len(models)} models{short}, capital {total:g} USD")
+    for m in models:
+        pinned = "manifest written now" if m.pinned_now else "manifest kept"
+        print(
+            f"  t{m.trial.number}: value {_fmt(m.trial.value)}, capital {m.capital:g}, {m.folder} ({pinned})"
+        )
+    print(f"Check it with `cappuccino-paper validate --config {args.write_config}`.")
     return 0
 
 

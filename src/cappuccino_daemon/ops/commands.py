@@ -98,13 +98,13 @@ def _run_report(args: argparse.Namespace) -> int:
         journal, label = args.journal, None
         if journal is None:
             settings = _settings(args.config)
-            journal, note = find_journal(settings.paths.state, settings.model.dir)
+            journal, note = find_journal(settings.paths.state, settings.models_list[0].dir)
             if journal is None:
                 raise ConfigError(
                     f"No journal to draw: {note}. Start the daemon with `cappuccino-paper run` and let "
                     "it trade a few bars, pass --journal PATH, or draw a replay with --replay FILE.jsonl."
                 )
-            label = demo_label(settings.model.dir)
+            label = demo_label(settings.models_list[0].dir)
         series = from_journal(read_journal(journal))
         series.label = label
         out = args.out or Path("report.png")

@@ -49,7 +49,7 @@ class StatusInputs:
         if journal is not None:
             found, note = Path(journal), "given with --journal"
         else:
-            found, note = find_journal(state, settings.model.dir)
+            found, note = find_journal(state, settings.models_list[0].dir)
         return cls(
             state_dir=state,
             heartbeat_file=layout.heartbeat,
@@ -58,7 +58,7 @@ class StatusInputs:
             journal_note=note,
             heartbeat_stale_after_s=settings.supervisor.heartbeat_timeout_s,
             config_file=settings.source_file,
-            model_dir=settings.model.dir,
+            model_dir=settings.models_list[0].dir,
         )
 
 

@@ -65,7 +65,9 @@ def _libc() -> Any:
 _LIBC: Any = None
 
 
-def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, pass_fds: Sequence[int] = ()
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session (its own process group); stdout/stderr go to ours (journald)."""
     return subprocess.Popen(
         list(argv),
@@ -74,6 +76,7 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) 
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
+        pass_fds=tuple(pass_fds),
         preexec_fn=die_with_parent(),
     )
 

@@ -65,6 +65,7 @@ def decode(data: bytes) -> tuple[SupervisorConfig, LogPlan]:
         heartbeat_timeout_s=float(cfg["heartbeat_timeout_s"]),
         stop_timeout_s=float(cfg["stop_timeout_s"]),
         tick_s=float(cfg["tick_s"]),
+        config_file=Path(cfg["config_file"]) if cfg.get("config_file") else None,
     )
     return config, LogPlan(**raw["log"])
 

@@ -17,12 +17,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from cappuccino_daemon.accountlock import ENV_FD as ACCOUNT_LOCK_FD
 from cappuccino_daemon.clock import Clock, SystemClock
-from cappuccino_daemon.errors import EX_CONFIG
+from cappuccino_daemon.errors import EX_CONFIG, ConfigError
 from cappuccino_daemon.heartbeat import read_heartbeat
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.states import ChildState, ExitReason, SupervisorStatus
 from cappuccino_daemon.supervisor import reporting, resume, stall
+from cappuccino_daemon.supervisor.accounthold import AccountHold
 from cappuccino_daemon.supervisor.child import (
     ExitInfo,
     clean_env,
@@ -77,6 +79,7 @@ class Supervisor:
         self._dirty = True
         self._last_save = 0.0
         self._children: list[ChildRuntime] = []
+        self._account = AccountHold(config.state_dir, config.config_file)
 
     # ----------------------------------------------------------------- public
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
@@ -207,6 +210,7 @@ class Supervisor:
             child.record.move(ChildState.STOPPED)
             child.record.pid, child.proc = None, None
         self.state.move(SupervisorStatus.GIVEN_UP if given_up else SupervisorStatus.STOPPED)
+        self._account.release()
         self._save(force=True)
         log.info("supervisor_exit", exit_code=code, status=self.state.status, message=self.state.message)
         return code
@@ -272,8 +276,16 @@ class Supervisor:
             if stale is not None:
                 with contextlib.suppress(OSError):
                     stale.unlink()
+        env, fds = dict(child.plan.env), tuple[int, ...]()
+        if child.plan.name == WORKER:
+            try:
+                fd = self._account.before_worker_start()
+            except ConfigError as exc:
+                self._account_refused(child, str(exc))
+                return
+            env, fds = (env, ()) if fd is None else ({**env, ACCOUNT_LOCK_FD: str(fd)}, (fd,))
         try:
-            proc = spawn(child.plan.argv, clean_env(extra=child.plan.env))
+            proc = spawn(child.plan.argv, clean_env(extra=env), pass_fds=fds)
         except OSError as exc:
             log.error("spawn_failed", child=child.plan.name, command=child.plan.argv, error=str(exc))
             rec.last_exit_reason, rec.last_exit_detail = ExitReason.SPAWN_FAILED, str(exc)
@@ -439,6 +451,14 @@ class Supervisor:
             self._exit_code = EX_CONFIG
             return
         self._schedule_restart(child, now)
+
+    def _account_refused(self, child: ChildRuntime, error: str) -> None:
+        """Another daemon or worker trades this account: give up before starting ours (exit 78)."""
+        paragraph = " ".join(error.split())
+        child.record.move(ChildState.GIVEN_UP)
+        self.state.message = paragraph[:500]
+        log.error("account_lock_refused", child=child.plan.name, error=paragraph)
+        self._exit_code = EX_CONFIG
 
     def _classify(self, child: ChildRuntime, info: ExitInfo) -> ExitReason:
         if info.code == 0 and child.plan.name == WORKER:

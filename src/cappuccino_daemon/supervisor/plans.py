@@ -121,4 +121,5 @@ def build_config(
         stop_timeout_s=sup.stop_timeout_s,
         # Heartbeats are polled a few times per timeout; never slower than twice a second.
         tick_s=tick_s if tick_s is not None else max(0.02, min(0.5, sup.heartbeat_timeout_s / 10)),
+        config_file=settings.source_file,
     )

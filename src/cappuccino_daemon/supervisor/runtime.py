@@ -47,6 +47,7 @@ class SupervisorConfig:
     heartbeat_timeout_s: float = 300.0
     stop_timeout_s: float = 30.0
     tick_s: float = 0.5
+    config_file: Path | None = None  # named in the account lock (one trader per account)
 
 
 class ChildRuntime:

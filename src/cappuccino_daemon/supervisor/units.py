@@ -70,6 +70,10 @@ WatchdogSec=120s
 StateDirectory={state_dir}
 LogsDirectory={state_dir}
 CacheDirectory={state_dir}
+# One trader per account on this host: every unit (and a worker started by hand) keeps its account locks
+# in /run/cappuccino-paper, shared and kept while any unit stops (PrivateTmp= would hide a /tmp lock).
+RuntimeDirectory=cappuccino-paper
+RuntimeDirectoryPreserve=yes
 # Alpaca paper keys as systemd credentials (read by the worker from $CREDENTIALS_DIRECTORY). Create them
 # with: install -d -m 700 {cred_dir} && install -m 600 /dev/stdin {cred_dir}/alpaca_api_key
 # (same for alpaca_api_secret). Not needed for the embedded emulator (broker.kind = "emulator").

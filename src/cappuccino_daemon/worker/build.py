@@ -13,13 +13,14 @@ from cappuccino_daemon.bars import timeframe_delta
 from cappuccino_daemon.broker.factory import open_broker
 from cappuccino_daemon.broker.ports import Broker
 from cappuccino_daemon.clock import Clock, SystemClock
-from cappuccino_daemon.config import DaemonSettings, SupervisorSection, WorkerSection
+from cappuccino_daemon.config import DaemonSettings, ModelEntry, SupervisorSection, WorkerSection
 from cappuccino_daemon.errors import ConfigError, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.layout import StateLayout
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
 from cappuccino_daemon.policy.features import WARMUP_BARS
+from cappuccino_daemon.worker.accountguard import guard_account
 from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.cycle import Cycle, CycleConfig
 from cappuccino_daemon.worker.executor import Executor
@@ -56,6 +57,11 @@ class WorkerOptions:
     gap_wait_s: float = _DEFAULTS.gap_wait_s
     exchange_ready_file: Path | None = None  # embedded emulator: wait for this before the first request
     exchange_wait_s: float = 2 * SupervisorSection().emulator_ready_timeout_s
+    profile: str | None = None  # [model] profile: replaces the model's env profile
+    capital: float | None = None  # [model] capital: the virtual sub-account's USD
+    model_name: str = ""
+    config_file: Path | None = None  # named in the account lock, for a second trader's refusal
+    lock_dir: Path | None = None  # [paths] locks; None: the host default (accountlock.py)
 
 
 def worker_options(
@@ -73,6 +79,7 @@ def worker_options(
     and no url, the worker talks to ``[emulator] host:port``, where ``run`` starts the exchange.
     """
     worker, broker, emu = settings.worker, settings.broker, settings.emulator
+    model = settings.only_model()  # the tournament worker (issue 12) serves every model
     skew = max_clock_skew_flag
     if skew is None and broker.kind == "alpaca-paper":
         skew = worker.max_clock_skew_s
@@ -80,8 +87,13 @@ def worker_options(
     if url is None and broker.kind == "emulator":
         url = f"http://{emu.host}:{emu.port}"
     return WorkerOptions(
-        model_dir=Path(settings.model.dir).resolve(),
-        tickers=tuple(settings.model.tickers) if settings.model.tickers else None,
+        model_dir=Path(model.dir).resolve(),
+        tickers=model.tickers,
+        profile=model.profile,
+        capital=model.capital,
+        model_name=model.name,
+        config_file=settings.source_file,
+        lock_dir=settings.paths.locks,
         state_dir=Path(settings.paths.state).resolve(),
         broker_kind=broker.kind,
         broker_url=url,
@@ -176,7 +188,8 @@ def load_checked_model(opts: WorkerOptions) -> tuple[ModelSpec, Policy]:
     from cappuccino_daemon.model.actor import load_policy
     from cappuccino_daemon.model.loader import load_model_spec
 
-    spec = load_model_spec(opts.model_dir, list(opts.tickers) if opts.tickers else None)
+    tickers = list(opts.tickers) if opts.tickers else None
+    spec = load_model_spec(opts.model_dir, tickers, profile=opts.profile, capital=opts.capital)
     for warning in spec.warnings:
         log.warning("model_warning", warning=warning)
     policy = load_policy(opts.model_dir)
@@ -228,4 +241,11 @@ def build_from_options(opts: WorkerOptions) -> WorkerLoop:
     )
     if account.trading_blocked:
         raise ConfigError("The broker account is blocked from trading; check it in the Alpaca dashboard.")
+    guard_account(  # one trader per account, and the capital fits its cash
+        account,
+        models=[ModelEntry(opts.model_name or spec.model_id, opts.model_dir, opts.capital)],
+        state_dir=opts.state_dir,
+        config_file=opts.config_file,
+        lock_dir=opts.lock_dir,
+    )
     return build_loop(opts, spec, policy, broker)
