@@ -15,7 +15,7 @@ from supervisor_harness import Harness
 
 from cappuccino_daemon.accountlock import ENV_FD, AccountLock, LockHolder, lock_file, write_account_record
 from cappuccino_daemon.errors import ConfigError
-from cappuccino_daemon.supervisor.child import pid_alive
+from cappuccino_daemon.procinfo import pid_alive
 
 FOREVER: dict[str, Any] = {"run_s": None}
 
