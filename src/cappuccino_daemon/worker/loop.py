@@ -28,7 +28,6 @@ from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
 from cappuccino_daemon.worker.metrics import WorkerMetrics
-from cappuccino_daemon.worker.pace import BrokerClockRate
 from cappuccino_daemon.worker.reconcile import reconcile
 
 log = get_logger(__name__)
@@ -60,7 +59,7 @@ class WorkerLoop:
     ) -> None:
         self.cycle = cycle
         self.metrics = metrics or WorkerMetrics()  # a no-op unless [metrics] enabled = true
-        self.pace = BrokerClockRate()
+        self.pace = cycle.pace  # one estimate: sleeps and the logged lag use the same rate
         self.heartbeat_file = heartbeat_file
         self.poll_interval_s = poll_interval_s
         self.max_cycles = max_cycles
@@ -148,8 +147,9 @@ class WorkerLoop:
     def step(self) -> CycleOutcome:
         """One poll: reconcile if a new bar is due, run the cycle, publish the heartbeat."""
         try:
+            read_at = self.cycle.clock.monotonic()
             broker_now = self.cycle.broker_now()
-            self.pace.observe(self.cycle.clock.monotonic(), broker_now)
+            self.pace.observe(read_at, broker_now)
             bar = self.cycle.expected_bar(broker_now)
             if bar != self._reconciled_for:
                 existing = self.cycle.journal.get_cycle(bar)
@@ -159,7 +159,7 @@ class WorkerLoop:
                     self._set_phase("RECONCILING")
                     self.reconcile_now(broker_now)
             self._set_phase("TRADING")
-            outcome = self.cycle.run(broker_now)
+            outcome = self.cycle.run(broker_now, read_at)
         except ClockSkewError as exc:
             log.error("clock_skew_refused", error=str(exc))
             outcome = CycleOutcome("refused", message=str(exc))
@@ -179,11 +179,12 @@ class WorkerLoop:
             self.status.last_bar = outcome.bar
             if outcome.equity is not None:
                 self.status.equity = outcome.equity
-            if outcome.lag_s is not None:
-                self.status.lag_s = outcome.lag_s
+            lag_s = None if outcome.lag is None else outcome.lag.wall_s  # only bars that sent an order
+            if lag_s is not None:
+                self.status.lag_s = lag_s
             if self.metrics.enabled and outcome.bar is not None:
                 statuses = [i.status for i in self.cycle.journal.intents(outcome.bar)]
-                self.metrics.record_cycle(outcome.bar, outcome.lag_s, outcome.equity, statuses)
+                self.metrics.record_cycle(outcome.bar, lag_s, outcome.equity, statuses)
         self.status.message = outcome.message
         self._set_phase("WAITING" if outcome.kind in ("idle", "traded", "skipped") else self.status.phase)
         self.beat()
