@@ -157,3 +157,17 @@ def test_no_lag_is_logged_or_exported_for_a_bar_that_sent_nothing(
     finally:
         metrics.close()
         loop.cycle.journal.close()
+
+
+def test_first_sleep_is_short_until_the_clock_rate_is_measured(tmp_path: Path, tiny_model: Model) -> None:
+    """At rate 1.0 (unmeasured) the wait to the next close would be ~3500 s, capped only by the 60 s
+    poll: 60 s of ours is 10 bars at 600x. Until measured, the wait is capped by the measuring span."""
+    loop, clock = make(tmp_path, tiny_model, Scripted([]), fill_delay_s=0.0)
+    outcome = loop.step()
+    assert not loop.pace.measured
+    assert loop._sleep_s(outcome) == loop.pace.min_span_s
+    clock.advance(loop.pace.min_span_s)
+    assert loop.step().kind == "idle" and loop.pace.measured
+    # Measured: (next close + grace - now) broker seconds at 600x, in our seconds.
+    due = CLOSE + timedelta(hours=1, seconds=30)
+    assert loop._sleep_s(outcome) == pytest.approx((due - clock.broker.now()).total_seconds() / SPEED)

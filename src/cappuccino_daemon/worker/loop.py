@@ -191,7 +191,11 @@ class WorkerLoop:
         return outcome
 
     def _sleep_s(self, outcome: CycleOutcome) -> float:
-        """Until the next bar close + grace by the broker's clock, capped by the poll interval."""
+        """Until the next bar close + grace by the broker's clock, capped by the poll interval.
+
+        Until the broker clock's rate is measured the wait is also capped by the span that measures it:
+        taken at rate 1.0, a wait on a 600x emulator clock would sleep through many bars.
+        """
         if outcome.kind in ("waiting", "refused"):
             return self.poll_interval_s
         try:
@@ -204,7 +208,8 @@ class WorkerLoop:
         wait = self.pace.wall_seconds(
             (due + timedelta(seconds=self.cycle.config.grace_s) - now).total_seconds()
         )
-        return max(0.05, min(wait, self.poll_interval_s))
+        cap = self.poll_interval_s if self.pace.measured else min(self.poll_interval_s, self.pace.min_span_s)
+        return max(0.05, min(wait, cap))
 
     def run(self) -> int:
         self._set_phase("STARTING")
