@@ -55,6 +55,9 @@ def test_status_and_report_on_a_worker_journal(shared_dir: Path, tmp_path: Path)
         config.write_text(f'[model]\ndir = "{model_dir}"\n[paths]\nstate = "{tmp_path}"\n'
                           "[metrics]\nenabled = true\nport = 0\n")  # fmt: skip
         loop.metrics = WorkerMetrics.start(load_settings(config))
+        # The stepped emulator clock has no rate of its own: take one from the second reading on, so every
+        # bar after the first has a wall-clock lag (the first never does: one reading measures nothing).
+        loop.pace.min_span_s = 0.0
         outcomes = []
         for _ in range(BARS):
             now = emu.now()
@@ -71,7 +74,10 @@ def test_status_and_report_on_a_worker_journal(shared_dir: Path, tmp_path: Path)
     assert scraped['cappuccino_orders_total{outcome="filled"}'] == sum(
         o.report.filled for o in outcomes if o.report
     )
-    assert scraped["cappuccino_decision_latency_seconds_count"] == BARS
+    walls = [o.lag.wall_s for o in outcomes if o.lag is not None and o.lag.wall_s is not None]
+    assert len(walls) == BARS - 1  # every bar sent orders; the first one's wall lag is unknown
+    assert scraped["cappuccino_decision_latency_seconds_count"] == BARS - 1
+    assert scraped["cappuccino_decision_latency_seconds_sum"] == pytest.approx(sum(walls))
     assert [o.kind for o in outcomes] == ["traded"] * BARS
 
     journal = journal_path(opts, spec)

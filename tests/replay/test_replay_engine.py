@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.model.profiles import get_profile
 from cappuccino_daemon.model.spec import Normalisation
 from cappuccino_daemon.policy.features import feature_matrix
-from cappuccino_daemon.replay.engine import plan_episode, run_replay
+from cappuccino_daemon.replay.engine import DecisionLines, decision_record, plan_episode, run_replay
 
 
 class StoredActions:
@@ -55,6 +56,17 @@ def test_open_loop_replay_is_exact(fixtures_dir: Path, ohlcv_dir: Path) -> None:
         assert dec.equity == d["total_asset_after"][k]
     assert decisions[119].time.isoformat() == "2021-03-06T01:00:00+00:00"  # the gap: decided on 01:00 ...
     assert decisions[119].fill_time.isoformat() == "2021-03-06T03:00:00+00:00"  # ... filled at 03:00's close
+    # The fast JSONL writer (cached row texts and bar times) writes exactly json.dumps' bytes, across
+    # the data gap too, and a Decision without its row (not from run_replay) takes the plain path.
+    lines = DecisionLines(matrix, keep_rows=4)
+    for dec in decisions:
+        plain = json.dumps(decision_record(dec, matrix.tickers), separators=(",", ":")) + "\n"
+        assert lines.line(dec, dec.plan.orders) == plain, dec.k
+    rowless = replace(decisions[5], row=-1, state=decisions[6].state)
+    assert (
+        lines.line(rowless, rowless.plan.orders)
+        == json.dumps(decision_record(rowless, matrix.tickers), separators=(",", ":")) + "\n"
+    )
 
 
 def test_episode_without_history_warns_and_short_window_refused(ohlcv_dir: Path) -> None:

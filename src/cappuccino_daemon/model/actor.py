@@ -68,7 +68,7 @@ class TorchPolicy:
     def act(self, state: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Deterministic action for one state, computed as a batch of one (upstream ``unsqueeze(0)``)."""
         tensor = self._check(state, batch=False)
-        with torch.no_grad():
+        with torch.inference_mode():  # no autograd bookkeeping at all (no_grad still bumps versions)
             out = self._module(tensor.unsqueeze(0))
         return np.asarray(out.numpy()[0], dtype=np.float32)
 

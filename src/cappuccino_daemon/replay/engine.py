@@ -10,6 +10,7 @@ which has no next bar to fill at, is never decided on). Use ``max_steps`` to sto
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -23,7 +24,7 @@ from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.model.spec import EnvProfile, ModelSpec, Normalisation, Policy
 from cappuccino_daemon.policy.features import WARMUP_BARS, FeatureMatrix
 from cappuccino_daemon.policy.normaliser import action_norm_vector
-from cappuccino_daemon.policy.planner import AccountState, StepPlan, plan_step
+from cappuccino_daemon.policy.planner import AccountState, PlannedOrder, StepPlan, plan_step
 from cappuccino_daemon.policy.state import build_state
 
 
@@ -34,6 +35,7 @@ class Decision:
     fill_time: pd.Timestamp  # open time of the bar at whose close the orders fill
     state: npt.NDArray[np.float32]
     plan: StepPlan
+    row: int = -1  # the matrix row of ``time`` (``fill_time`` is row + 1)
 
     @property
     def account(self) -> AccountState:
@@ -100,6 +102,7 @@ def run_replay(
     """Yield one Decision per traded row, the account carried from each fill to the next decision."""
     account = AccountState.initial(profile.initial_capital, len(matrix.tickers))
     first_decision = episode.first_row + lookback - 1
+    times = list(matrix.times[first_decision : episode.last_row + 1])  # boxed once, not twice per step
     for k, r in enumerate(range(first_decision, episode.last_row)):
         if max_steps is not None and k >= max_steps:
             return
@@ -109,33 +112,89 @@ def run_replay(
         raw = np.asarray(policy.act(state), dtype=np.float32)
         plan = plan_step(raw, account, matrix.price_array[r + 1], episode.anv, profile)
         account = plan.after
-        yield Decision(k, matrix.times[r], matrix.times[r + 1], state, plan)
+        yield Decision(k, times[k], times[k + 1], state, plan, r)
 
 
 def _floats(arr: npt.NDArray[Any]) -> list[float]:
     return [float(x) for x in np.asarray(arr).tolist()]
 
 
-def decision_record(d: Decision, tickers: tuple[str, ...]) -> dict[str, Any]:
-    """One JSONL line. float32 values are written as their exact float64 value (lossless round trip)."""
-    acc = d.plan.after
+def decision_record(
+    d: Decision, tickers: tuple[str, ...], orders: list[PlannedOrder] | None = None
+) -> dict[str, Any]:
+    """One JSONL line. float32 values are written as their exact float64 value (lossless round trip).
+
+    ``orders``: ``d.plan.orders`` when the caller already built them (a property that builds a list).
+    """
     return {
         "type": "decision",
         "k": d.k,
         "time": _iso(d.time),
         "fill_time": _iso(d.fill_time),
         "state": _floats(d.state),
+        **_record_tail(d, tickers, d.plan.orders if orders is None else orders),
+    }
+
+
+def _record_tail(d: Decision, tickers: tuple[str, ...], orders: list[PlannedOrder]) -> dict[str, Any]:
+    """Everything of a decision record after its state, in the record's key order."""
+    acc = d.plan.after
+    return {
         "action": _floats(d.plan.raw_action),
         "scaled_action": _floats(d.plan.scaled_action),
         "fill_prices": _floats(d.plan.prices),
         "orders": [
             {"symbol": f"{tickers[o.index]}/USD", "side": o.side, "qty": o.qty, "kind": o.kind}
-            for o in d.plan.orders
+            for o in orders
         ],
         "cash": acc.cash,
         "holdings": {t: float(h) for t, h in zip(tickers, acc.holdings.tolist(), strict=True)},
         "equity": d.equity,
     }
+
+
+class DecisionLines:
+    """``json.dumps(decision_record(d), separators=(",", ":")) + "\n"``, the same bytes, made faster.
+
+    Formatting floats is most of a replay's cost after the actor. A state holds the last L tech rows,
+    so each row would be formatted L times: here each row's text is made once (keyed by its exact
+    float32 bytes, so only an identical row reuses it), and bar times once per matrix row.
+    """
+
+    def __init__(self, matrix: FeatureMatrix, keep_rows: int = 64) -> None:
+        self.tickers = matrix.tickers
+        self._times = [str(t) for t in matrix.times.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")]
+        self._head = 1 + len(matrix.tickers)  # cash and holdings: new every step
+        self._width = int(matrix.tech_array.shape[1])  # one tech row
+        self._rows: dict[bytes, str] = {}
+        self._keep = keep_rows
+
+    def line(self, d: Decision, orders: list[PlannedOrder]) -> str:
+        if d.row < 0 or not np.isfinite(d.state).all():  # not from run_replay: the plain path
+            return json.dumps(decision_record(d, self.tickers, orders), separators=(",", ":")) + "\n"
+        state = d.state
+        parts = [_join(state[: self._head].tolist())]
+        for lo in range(self._head, state.shape[0], self._width):
+            parts.append(self._row_text(state[lo : lo + self._width]))
+        tail = json.dumps(_record_tail(d, self.tickers, orders), separators=(",", ":"))
+        return (
+            f'{{"type":"decision","k":{d.k},"time":"{self._times[d.row]}",'
+            f'"fill_time":"{self._times[d.row + 1]}","state":[{",".join(parts)}],{tail[1:]}\n'
+        )
+
+    def _row_text(self, block: npt.NDArray[np.float32]) -> str:
+        key = block.tobytes()
+        text = self._rows.get(key)
+        if text is None:
+            if len(self._rows) >= self._keep:
+                del self._rows[next(iter(self._rows))]  # oldest first: rows leave the window in order
+            text = self._rows[key] = _join(block.tolist())
+        return text
+
+
+def _join(values: list[float]) -> str:
+    """Finite Python floats as ``json.dumps`` writes them (``float.__repr__``)."""
+    return ",".join(map(float.__repr__, values))
 
 
 @dataclass
@@ -154,10 +213,10 @@ class SummaryBuilder:
     first: Decision | None = None
     last: Decision | None = None
 
-    def add(self, d: Decision) -> None:
+    def add(self, d: Decision, orders: list[PlannedOrder] | None = None) -> None:
         self.decisions += 1
         self.first = self.first or d
-        for o in d.plan.orders:
+        for o in d.plan.orders if orders is None else orders:
             if o.kind == "buy":
                 self.buys += 1
             elif o.kind == "sell":

@@ -23,7 +23,7 @@ from cappuccino_daemon.errors import ConfigError, StaleDataError
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import EnvProfile, ModelSpec, Normalisation, Policy
 from cappuccino_daemon.policy.features import FeatureMatrix, feature_matrix
-from cappuccino_daemon.replay.engine import SummaryBuilder, decision_record, plan_episode, run_replay
+from cappuccino_daemon.replay.engine import DecisionLines, SummaryBuilder, plan_episode, run_replay
 
 log = get_logger(__name__)
 
@@ -101,10 +101,17 @@ def replay_to_jsonl(
             "in a writable folder, e.g. --out replay.jsonl."
         ) from None
     try:
+        lines = DecisionLines(matrix)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            batch: list[str] = []
             for d in run_replay(matrix, policy, spec.lookback, norms, profile, episode, max_steps):
-                summary.add(d)
-                fh.write(json.dumps(decision_record(d, matrix.tickers), separators=(",", ":")) + "\n")
+                orders = d.plan.orders  # built once for both uses
+                summary.add(d, orders)
+                batch.append(lines.line(d, orders))
+                if len(batch) >= 256:
+                    fh.write("".join(batch))
+                    batch.clear()
+            fh.write("".join(batch))
             record = summary.record()
             fh.write(json.dumps(record, separators=(",", ":")) + "\n")
             fh.flush()

@@ -30,6 +30,7 @@ from cappuccino_daemon.states import CycleStatus
 from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.crashpoints import crash_point
 from cappuccino_daemon.worker.executor import ExecutionReport, Executor, OrderLine
+from cappuccino_daemon.worker.pace import BrokerClockRate
 
 log = get_logger(__name__)
 
@@ -51,11 +52,25 @@ class CycleConfig:
     gap_wait: timedelta
 
 
+@dataclass(frozen=True)
+class OrderLag:
+    """Bar close → last order sent, on both clocks, which never mix (the emulator's runs 600x ours).
+
+    ``wall_s``: our seconds (the sleep, wake-up, grace and the cycle's own work); None while the broker
+    clock's rate is not yet measured (the first poll after a start), since broker seconds cannot be
+    turned into ours without it. ``broker_s``: the broker's clock, from the bar close to the broker's
+    ``submitted_at`` of the last order (estimated from the rate when the broker gives none).
+    """
+
+    wall_s: float | None
+    broker_s: float
+
+
 @dataclass
 class CycleOutcome:
     kind: Kind
     bar: datetime | None = None
-    lag_s: float | None = None
+    lag: OrderLag | None = None  # None unless this cycle sent at least one order
     message: str = ""
     report: ExecutionReport | None = None
     equity: float | None = None
@@ -71,6 +86,7 @@ class Cycle:
     executor: Executor
     clock: Clock
     config: CycleConfig
+    pace: BrokerClockRate = field(default_factory=BrokerClockRate)  # the loop feeds it every broker read
     _t0: float = field(default=0.0, init=False)
 
     @property
@@ -94,8 +110,9 @@ class Cycle:
                 )
         return broker_now
 
-    def run(self, broker_now: datetime | None = None) -> CycleOutcome:
-        self._t0 = self.clock.monotonic()  # lag is measured from here (just after reading the broker clock)
+    def run(self, broker_now: datetime | None = None, read_at: float | None = None) -> CycleOutcome:
+        """``read_at``: our monotonic time just before ``broker_now`` was read (the lag's anchor)."""
+        self._t0 = self.clock.monotonic() if read_at is None or broker_now is None else read_at
         now = broker_now or self.broker_now()
         bar = self.expected_bar(now)
         existing = self.journal.get_cycle(bar)
@@ -200,29 +217,42 @@ class Cycle:
     def _execute(
         self, bar: datetime, lines: list[OrderLine], prices: list[float], now: datetime
     ) -> CycleOutcome:
-        started = self._t0
         report = self.executor.execute(bar, lines, prices)
         if report.stopped:
             message = "stopped at a safe point mid-cycle; the restarted worker finishes or reconciles it"
             return CycleOutcome("refused", bar, message=message, report=report)
-        bar_close = bar + self.config.timeframe
-        sent = report.last_submit_mono if report.last_submit_mono is not None else self.clock.monotonic()
-        lag = (now - bar_close).total_seconds() + (sent - started)
+        lag = self._lag(bar, now, report)
         message = "" if not report.unresolved else f"{report.unresolved} order(s) unresolved"
         status = CycleStatus.PARTIAL if report.unresolved else CycleStatus.DONE
-        self.journal.finish_cycle(bar, status, lag, message)
+        self.journal.finish_cycle(bar, status, None if lag is None else lag.wall_s, message)
         account = load_account(self.journal, self.spec.profile.initial_capital, len(self.tickers))
         equity = account.equity(np.asarray(prices, dtype=np.float64)) if prices else None
+        timing = {} if lag is None else {"lag_s": _round(lag.wall_s), "lag_broker_s": _round(lag.broker_s)}
         log.info(
             "cycle_done",
             bar=bar.isoformat(),
-            lag_s=round(lag, 3),
+            **timing,
             submitted=report.submitted,
             dropped=report.dropped,
             unresolved=report.unresolved,
             equity=equity,
         )
         return CycleOutcome("traded", bar, lag, message, report, equity, self._positions(account.holdings))
+
+    def _lag(self, bar: datetime, now: datetime, report: ExecutionReport) -> OrderLag | None:
+        """Bar close → last order sent; None when this cycle sent nothing (no lag to speak of).
+
+        ``now`` is the broker time read at ``_t0`` (our monotonic clock): the broker seconds since the
+        close are turned into ours by the measured rate, then our seconds from ``_t0`` to the send added.
+        """
+        if report.last_submit_mono is None:
+            return None
+        before = (now - (bar + self.config.timeframe)).total_seconds()  # broker seconds at _t0
+        ours = report.last_submit_mono - self._t0
+        wall = self.pace.wall_seconds(before) + ours if self.pace.measured else None
+        sent_at = report.last_submit_at
+        broker = (sent_at - bar - self.config.timeframe).total_seconds() if sent_at else None
+        return OrderLag(wall, broker if broker is not None else before + ours * self.pace.rate)
 
     def _positions(self, holdings: Any) -> dict[str, float]:
         return {t: float(h) for t, h in zip(self.tickers, holdings, strict=True)}
@@ -246,3 +276,7 @@ class Cycle:
                 f"journal normaliser is for tickers {record.tickers}, model trades {self.tickers}"
             )
         return np.asarray(record.anv, dtype=np.float64)
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)

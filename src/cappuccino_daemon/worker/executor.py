@@ -85,7 +85,8 @@ class ExecutionReport:
     dropped: int = 0
     unresolved: int = 0
     stopped: bool = False  # a stop request cut the cycle short at a safe point
-    last_submit_mono: float | None = None
+    last_submit_mono: float | None = None  # our monotonic clock when the last order was accepted
+    last_submit_at: datetime | None = None  # the broker's ``submitted_at`` of that order
 
 
 class Executor:
@@ -245,6 +246,7 @@ class Executor:
         if report is not None:
             report.submitted += 1
             report.last_submit_mono = self.clock.monotonic()
+            report.last_submit_at = snap.submitted_at
         log.info(
             "order_submitted",
             client_order_id=intent.client_order_id,

@@ -33,7 +33,6 @@ from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
 from cappuccino_daemon.worker.fees_audit import FeeAuditor
 from cappuccino_daemon.worker.metrics import WorkerMetrics
-from cappuccino_daemon.worker.pace import BrokerClockRate
 from cappuccino_daemon.worker.progress import ProgressReport, ProgressTracker
 from cappuccino_daemon.worker.reconcile import reconcile
 
@@ -66,7 +65,7 @@ class WorkerLoop:
     ) -> None:
         self.cycle = cycle
         self.metrics = metrics or WorkerMetrics()  # a no-op unless [metrics] enabled = true
-        self.pace = BrokerClockRate()
+        self.pace = cycle.pace  # one estimate: sleeps and the logged lag use the same rate
         self.heartbeat_file = heartbeat_file
         self.poll_interval_s = poll_interval_s
         self.max_cycles = max_cycles
@@ -190,8 +189,9 @@ class WorkerLoop:
     def step(self) -> CycleOutcome:
         """One poll: reconcile if a new bar is due, run the cycle, publish the heartbeat."""
         try:
+            read_at = self.cycle.clock.monotonic()
             broker_now = self.cycle.broker_now()
-            self.pace.observe(self.cycle.clock.monotonic(), broker_now)
+            self.pace.observe(read_at, broker_now)
             bar = self.cycle.expected_bar(broker_now)
             if bar != self._reconciled_for:
                 existing = self.cycle.journal.get_cycle(bar)
@@ -201,7 +201,7 @@ class WorkerLoop:
                     self._set_phase(WorkerPhase.RECONCILING)
                     self.reconcile_now(broker_now)
             self._set_phase(WorkerPhase.TRADING)
-            outcome = self.cycle.run(broker_now)
+            outcome = self.cycle.run(broker_now, read_at)
         except ClockSkewError as exc:
             log.error("clock_skew_refused", error=str(exc))
             outcome = CycleOutcome("refused", message=str(exc))
@@ -221,11 +221,12 @@ class WorkerLoop:
             self.status.last_bar = outcome.bar
             if outcome.equity is not None:
                 self.status.equity = outcome.equity
-            if outcome.lag_s is not None:
-                self.status.lag_s = outcome.lag_s
+            lag_s = None if outcome.lag is None else outcome.lag.wall_s  # only bars that sent an order
+            if lag_s is not None:
+                self.status.lag_s = lag_s
             if self.metrics.enabled and outcome.bar is not None:
                 statuses = [i.status for i in self.cycle.journal.intents(outcome.bar)]
-                self.metrics.record_cycle(outcome.bar, outcome.lag_s, outcome.equity, statuses)
+                self.metrics.record_cycle(outcome.bar, lag_s, outcome.equity, statuses)
         self.status.message = outcome.message
         self._track_progress(outcome)
         if outcome.kind in ("idle", "traded", "skipped"):
@@ -234,7 +235,11 @@ class WorkerLoop:
         return outcome
 
     def _sleep_s(self, outcome: CycleOutcome) -> float:
-        """Until the next bar close + grace by the broker's clock, capped by the poll interval."""
+        """Until the next bar close + grace by the broker's clock, capped by the poll interval.
+
+        Until the broker clock's rate is measured the wait is also capped by the span that measures it:
+        taken at rate 1.0, a wait on a 600x emulator clock would sleep through many bars.
+        """
         if outcome.kind in ("waiting", "refused"):
             return self.poll_interval_s
         try:
@@ -247,7 +252,8 @@ class WorkerLoop:
         wait = self.pace.wall_seconds(
             (due + timedelta(seconds=self.cycle.config.grace_s) - now).total_seconds()
         )
-        return max(0.05, min(wait, self.poll_interval_s))
+        cap = self.poll_interval_s if self.pace.measured else min(self.poll_interval_s, self.pace.min_span_s)
+        return max(0.05, min(wait, cap))
 
     def run(self) -> int:
         try:

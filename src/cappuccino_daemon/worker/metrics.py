@@ -6,8 +6,9 @@ count is read from the supervisor's state file at scrape time, so the worker nee
 A port that cannot be bound is logged and metrics stay off: monitoring never stops trading.
 
 Metrics: ``cappuccino_bars_processed_total``, ``cappuccino_decision_latency_seconds`` (histogram of bar
-close to orders sent), ``cappuccino_orders_total{outcome}``, ``cappuccino_worker_restarts``,
-``cappuccino_equity_usd``, ``cappuccino_last_bar_timestamp_seconds``.
+close to the last order sent, in wall seconds, observed only for bars that sent an order),
+``cappuccino_orders_total{outcome}``, ``cappuccino_worker_restarts``, ``cappuccino_equity_usd``,
+``cappuccino_last_bar_timestamp_seconds``.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class WorkerMetrics:
             ),
             "latency": Histogram(
                 "cappuccino_decision_latency_seconds",
-                "Bar close to last order sent.",
+                "Bar close to last order sent, wall seconds (bars with orders only).",
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
@@ -148,15 +149,16 @@ class WorkerMetrics:
     def record_cycle(
         self,
         bar_time: datetime | None,
-        lag_s: float | None,
+        lag_wall_s: float | None,
         equity: float | None,
         order_statuses: Iterable[str],
     ) -> None:
-        """One processed bar in one call: the bar, its latency, equity, and its intents' final statuses."""
+        """One processed bar in one call: the bar, its latency (None: nothing sent, not observed), equity,
+        and its intents' final statuses."""
         if self._m is None:
             return
         self.bar_processed(bar_time)
-        self.decision_latency(lag_s)
+        self.decision_latency(lag_wall_s)
         self.equity(equity)
         for status in order_statuses:
             self.order(status)

@@ -14,6 +14,7 @@ class BrokerClockRate:
     def __init__(self, min_span_s: float = 1.0, max_rate: float = 100_000.0) -> None:
         self._first: tuple[float, datetime] | None = None
         self._rate = 1.0
+        self._measured = False
         self.min_span_s = min_span_s
         self.max_rate = max_rate
 
@@ -24,8 +25,14 @@ class BrokerClockRate:
         mono0, broker0 = self._first
         span = monotonic_s - mono0
         if span >= self.min_span_s:
+            self._measured = True
             rate = (broker_now - broker0).total_seconds() / span
             self._rate = min(max(rate, 1.0), self.max_rate)  # never sleep longer than the broker wait
+
+    @property
+    def measured(self) -> bool:
+        """True once two readings ``min_span_s`` apart gave a rate (before that it is a guess of 1.0)."""
+        return self._measured
 
     @property
     def rate(self) -> float:
