@@ -20,7 +20,7 @@ from cappuccino_daemon.accountlock import (
     write_account_record,
 )
 from cappuccino_daemon.errors import ConfigError
-from cappuccino_daemon.supervisor.accounthold import AccountHold
+from cappuccino_daemon.supervisor.accounthold import AccountHold, AccountLockPending
 
 HOLDER = """
 import sys
@@ -37,8 +37,8 @@ sys.stdin.read()
 class Rival:
     """Another process holding an account lock until its stdin closes (or it is killed)."""
 
-    def __init__(self, path: Path, account: str, role: str = "worker") -> None:
-        self.config, self.state = path.parent / "other.toml", path.parent / "other-state"
+    def __init__(self, path: Path, account: str, role: str = "worker", state: Path | None = None) -> None:
+        self.config, self.state = path.parent / "other.toml", state or path.parent / "other-state"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", HOLDER, str(path), account, role, str(self.config), str(self.state)],
             stdin=subprocess.PIPE,
@@ -134,7 +134,7 @@ def test_supervisor_hold_takes_the_recorded_account_and_refuses_a_rival(
     tmp_path: Path, rivals: list[Rival]
 ) -> None:
     state = tmp_path / "state"
-    hold = AccountHold(state, tmp_path / "daemon.toml")
+    hold = AccountHold(state, tmp_path / "daemon.toml", lambda: 0.0)
     assert hold.before_worker_start() is None  # no record yet: the first worker takes it itself
     path = lock_file("ACC-1", tmp_path / "locks")
     write_account_record(state, "ACC-1", path)
@@ -155,3 +155,42 @@ def test_supervisor_hold_takes_the_recorded_account_and_refuses_a_rival(
     assert subprocess.run([sys.executable, "-c", probe, str(path)], timeout=30).returncode == 3
     hold.release()
     assert subprocess.run([sys.executable, "-c", probe, str(path)], timeout=30).returncode == 0
+
+
+def test_our_previous_life_gets_a_grace_to_let_go_and_a_stranger_none(
+    tmp_path: Path, rivals: list[Rival]
+) -> None:
+    """A killed supervisor's orphan worker still holds the lock while it exits (found by the soak)."""
+    state = tmp_path / "state"
+    now = [100.0]
+    hold = AccountHold(state, tmp_path / "daemon.toml", lambda: now[0], grace_s=10.0)
+    path = lock_file("ACC-1", tmp_path / "locks")
+    write_account_record(state, "ACC-1", path)
+    orphan = Rival(path, "ACC-1", role="worker", state=state)  # the previous life's worker, exiting
+    rivals.append(orphan)
+    with pytest.raises(AccountLockPending):
+        hold.before_worker_start()
+    assert hold.pending_for_s == 0.0
+    now[0] += 9.9
+    with pytest.raises(AccountLockPending):
+        hold.before_worker_start()
+    orphan.end()
+    fd = hold.before_worker_start()  # gone: ours now, and the wait is over
+    assert fd is not None and hold.pending_for_s is None
+    hold.release()
+    # Past the grace, our own state directory's holder is refused like anyone else.
+    stuck = Rival(path, "ACC-1", role="worker", state=state)
+    rivals.append(stuck)
+    with pytest.raises(AccountLockPending):
+        hold.before_worker_start()
+    now[0] += 10.0
+    with pytest.raises(ConfigError, match=f"pid {stuck.proc.pid}"):
+        hold.before_worker_start()
+    stuck.end()
+    # A holder with another state directory is another daemon: refused at once, no grace.
+    stranger = Rival(path, "ACC-1", role="supervisor")
+    rivals.append(stranger)
+    fresh = AccountHold(state, tmp_path / "daemon.toml", lambda: now[0], grace_s=10.0)
+    with pytest.raises(ConfigError, match=f"pid {stranger.proc.pid}"):
+        fresh.before_worker_start()
+    assert fresh.pending_for_s is None

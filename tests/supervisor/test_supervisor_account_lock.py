@@ -95,3 +95,38 @@ def test_a_second_daemon_on_the_account_exits_78_before_starting_its_worker(harn
     finally:
         rival.kill()
         rival.wait()
+
+
+def test_a_restarted_supervisor_waits_for_its_previous_worker_to_let_go(harness: Harness) -> None:
+    """kill -9 of the supervisor leaves its worker holding the inherited lock for a moment while it exits;
+    the next supervisor waits for it instead of giving up with 78 (found by the chaos soak)."""
+    path = lock_file("ACC-1", harness.tmp / "locks")
+    write_account_record(harness.state, "ACC-1", path)
+    orphan = subprocess.Popen(  # the previous life's worker: same config and state directory as ours
+        [sys.executable, "-c", HOLDER, str(path), str(harness.config), str(harness.state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert orphan.stdout is not None and orphan.stdout.readline().strip() == "held"
+        harness.write_config(worker=[FOREVER])
+        harness.start()
+        (pending,) = harness.wait_for(
+            lambda: harness.logs("account_lock_pending"), timeout=60, message="the wait for the lock"
+        )
+        assert pending["lock_file"] == str(path)
+        assert not harness.child_events("worker")  # nothing trades while the orphan holds the account
+        assert orphan.stdin is not None
+        orphan.stdin.close()  # the orphan finishes exiting
+        orphan.wait(timeout=30)
+        harness.wait_for(
+            lambda: [e for e in harness.child_events("worker") if e["event"] == "start"],
+            timeout=60,
+            message="the worker's start once the lock is free",
+        )
+        assert harness.logs("account_lock_refused") == []
+        assert harness.stop() == 0
+    finally:
+        orphan.kill()
+        orphan.wait()

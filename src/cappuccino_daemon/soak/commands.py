@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cappuccino_daemon.soak.runner import SoakPlan, run_soak
+    from cappuccino_daemon.soak.runner import SoakAborted, SoakPlan, run_soak
 
     plan = SoakPlan(
         bars=args.bars,
@@ -47,7 +47,11 @@ def _run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
     )
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="cappuccino-soak-"))
-    result = run_soak(plan, workdir, say=lambda line: print(line, file=sys.stderr))
+    try:
+        result = run_soak(plan, workdir, say=lambda line: print(line, file=sys.stderr))
+    except SoakAborted as exc:
+        print(f"{exc} (work folder kept: {workdir})", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

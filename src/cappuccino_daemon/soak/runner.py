@@ -197,9 +197,21 @@ def run_soak(plan: SoakPlan, workdir: Path, say: Callable[[str], None] = print) 
     return result
 
 
-def _deadline_check(started: float, plan: SoakPlan, what: str) -> None:
+class SoakAborted(Exception):
+    """The soak could not finish: the daemon stopped on its own, or the time ran out."""
+
+
+def _deadline_check(daemon: Daemon, started: float, plan: SoakPlan, what: str) -> None:
+    """Fail fast when the supervisor exits by itself (systemd would not restart a 78; we never
+    SIGTERM it during the chaos) rather than wait for the timeout."""
+    code = None if daemon.proc is None else daemon.proc.poll()
+    if code is not None:
+        raise SoakAborted(
+            f"soak: the supervisor exited {code} on its own while waiting for {what}; its last words "
+            f"are at the end of {daemon.workdir / 'supervisor.log'}"
+        )
     if time.monotonic() - started > plan.timeout_s:
-        raise TimeoutError(f"soak: {what} did not happen within {plan.timeout_s:g} s")
+        raise SoakAborted(f"soak: {what} did not happen within {plan.timeout_s:g} s")
 
 
 def _now(state: dict[str, Any]) -> datetime:
@@ -208,7 +220,7 @@ def _now(state: dict[str, Any]) -> datetime:
 
 def _wait_for_exchange(daemon: Daemon, started: float, plan: SoakPlan) -> datetime:
     while (state := daemon.exchange_state()) is None:
-        _deadline_check(started, plan, "the embedded exchange's start")
+        _deadline_check(daemon, started, plan, "the embedded exchange's start")
         time.sleep(0.2)
     daemon.send("POST", "/admin/faults", {"faults": fault_rules(plan.fault_rate), "mode": "replace"})
     return _now(state).replace(minute=0, second=0, microsecond=0)
@@ -226,7 +238,7 @@ def _chaos(
     pending = _schedule(plan, rng)
     end = origin + BAR * plan.bars
     while True:
-        _deadline_check(started, plan, f"{plan.bars} bars")
+        _deadline_check(daemon, started, plan, f"{plan.bars} bars")
         state = daemon.exchange_state()
         if state is None:
             time.sleep(0.1)
@@ -267,7 +279,7 @@ def _settle(daemon: Daemon, plan: SoakPlan, origin: datetime, started: float) ->
     daemon.send("DELETE", "/admin/faults", {})
     end = origin + BAR * (plan.bars + plan.settle_bars)
     while (state := daemon.exchange_state()) is None or _now(state) < end:
-        _deadline_check(started, plan, "settling")
+        _deadline_check(daemon, started, plan, "settling")
         time.sleep(0.1)
 
 
@@ -277,7 +289,7 @@ def _quiet_read(
     """The broker's orders and positions at a moment when the worker has finished the newest bar."""
     heartbeat = StateLayout(daemon.workdir / "state").heartbeat
     while True:
-        _deadline_check(started, plan, "a quiet moment after the newest bar")
+        _deadline_check(daemon, started, plan, "a quiet moment after the newest bar")
         state = daemon.exchange_state()
         try:
             beat = json.loads(heartbeat.read_text())

@@ -24,7 +24,7 @@ from cappuccino_daemon.heartbeat import read_heartbeat
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.states import ChildState, ExitReason, SupervisorStatus
 from cappuccino_daemon.supervisor import reporting, resume, stall
-from cappuccino_daemon.supervisor.accounthold import AccountHold
+from cappuccino_daemon.supervisor.accounthold import PREVIOUS_LIFE_GRACE_S, AccountHold, AccountLockPending
 from cappuccino_daemon.supervisor.child import (
     ExitInfo,
     clean_env,
@@ -52,6 +52,7 @@ log = get_logger(__name__)
 SAVE_EVERY_S = 30.0
 # The real emulator touches its ready file every second; this much silence means it is not serving.
 EXCHANGE_SILENCE_S = 5.0
+ACCOUNT_RETRY_S = 0.25  # how soon a start waiting for our previous life's account lock is retried
 
 
 class Supervisor:
@@ -79,7 +80,12 @@ class Supervisor:
         self._dirty = True
         self._last_save = 0.0
         self._children: list[ChildRuntime] = []
-        self._account = AccountHold(config.state_dir, config.config_file)
+        self._account = AccountHold(
+            config.state_dir,
+            config.config_file,
+            self.clock.monotonic,
+            grace_s=max(PREVIOUS_LIFE_GRACE_S, config.stop_timeout_s),
+        )
 
     # ----------------------------------------------------------------- public
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
@@ -280,6 +286,9 @@ class Supervisor:
         if child.plan.name == WORKER:
             try:
                 fd = self._account.before_worker_start()
+            except AccountLockPending as exc:
+                self._account_pending(child, now, exc)
+                return
             except ConfigError as exc:
                 self._account_refused(child, str(exc))
                 return
@@ -451,6 +460,18 @@ class Supervisor:
             self._exit_code = EX_CONFIG
             return
         self._schedule_restart(child, now)
+
+    def _account_pending(self, child: ChildRuntime, now: float, pending: AccountLockPending) -> None:
+        """Our previous life's worker still holds the account while it exits: retry, charge no failure."""
+        if pending.first:
+            log.warning(
+                "account_lock_pending",
+                child=child.plan.name,
+                lock_file=str(pending.lock_file),
+                grace_s=self._account.grace_s,
+                hint="the previous supervisor's worker is still exiting; starting ours once it is gone",
+            )
+        child.next_start = now + ACCOUNT_RETRY_S
 
     def _account_refused(self, child: ChildRuntime, error: str) -> None:
         """Another daemon or worker trades this account: give up before starting ours (exit 78)."""
