@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812 (torch's own spelling)
+from torch.nn import functional as F
 
 from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.model.checkpoint import CheckpointInfo, read_checkpoint
