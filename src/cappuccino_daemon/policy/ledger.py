@@ -215,3 +215,14 @@ def clamp_to_broker(account: AccountState, index: int, broker_qty: float) -> Acc
     holdings = np.array(account.holdings, dtype=np.float32)
     holdings[index] = np.float32(min(float(holdings[index]), broker_qty))
     return AccountState(account.cash, holdings, np.array(account.cooldown, dtype=np.float32))
+
+
+def clamp_shares(holdings: Sequence[float], broker_qty: float) -> list[float]:
+    """Each model's holding after the broker's shortfall on one symbol is shared out (many models, one
+    account): in proportion to what each holds, since the fee Alpaca takes in the coin is a fixed share of
+    each buy. A single holder gets exactly the broker's position (the one-model rule)."""
+    total = float(sum(holdings))
+    holders = [i for i, h in enumerate(holdings) if h > 0]
+    if len(holders) <= 1 or total <= 0:
+        return [broker_qty if i in holders else float(h) for i, h in enumerate(holdings)]
+    return [float(h) * broker_qty / total for h in holdings]

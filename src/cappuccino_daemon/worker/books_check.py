@@ -15,14 +15,13 @@ filled buy) is treated as lagging:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cappuccino_daemon.broker.ports import Broker, BrokerPosition
 from cappuccino_daemon.clock import Clock
 from cappuccino_daemon.journal.store import IntentRecord, Journal
 from cappuccino_daemon.logsetup import get_logger
-from cappuccino_daemon.worker.account import load_account
 
 log = get_logger(__name__)
 
@@ -42,50 +41,69 @@ def latest_buy(journal: Journal, symbol: str) -> IntentRecord | None:
     return filled[-1] if filled and filled[-1].side == "buy" else None
 
 
-def _short(
-    journal: Journal, holdings: dict[str, float], positions: dict[str, BrokerPosition], tolerance: float
-) -> dict[str, float]:
+def _newest_buy(held: Sequence[Held], symbol: str) -> tuple[Journal, IntentRecord] | None:
+    """Across the models sharing the account: the newest of their latest buys of ``symbol``."""
+    found = [(h.journal, b) for h in held if (b := latest_buy(h.journal, symbol)) is not None]
+    return max(found, key=lambda jb: jb[1].bar_time) if found else None
+
+
+@dataclass(frozen=True)
+class Held:
+    """One model's virtual holdings and the journal they come from (a tournament has several)."""
+
+    journal: Journal
+    holdings: Mapping[str, float]
+
+
+def summed(held: Sequence[Held]) -> dict[str, float]:
+    """The account's virtual holding per symbol: the sum over the models that trade it."""
     out: dict[str, float] = {}
-    for symbol, virtual in holdings.items():
+    for h in held:
+        for symbol, qty in h.holdings.items():
+            out[symbol] = out.get(symbol, 0.0) + qty
+    return out
+
+
+def _short(held: Sequence[Held], positions: dict[str, BrokerPosition], tolerance: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for symbol, virtual in summed(held).items():
         pos = positions.get(symbol)
         shortfall = virtual - (float(pos.qty) if pos is not None else 0.0)
         if shortfall <= max(1e-9, virtual * 1e-6):
             continue
-        buy = latest_buy(journal, symbol)
-        if shortfall > virtual * tolerance or (buy is not None and shortfall >= 0.5 * float(buy.filled_qty)):
+        newest = _newest_buy(held, symbol)
+        half_buy = newest is not None and shortfall >= 0.5 * float(newest[1].filled_qty)
+        if shortfall > virtual * tolerance or half_buy:
             out[symbol] = shortfall
     return out
 
 
 def settled_positions(
-    broker: Broker,
-    journal: Journal,
-    clock: Clock,
-    tickers: Sequence[str],
-    capital: float,
-    policy: LagPolicy,
+    broker: Broker, held: Sequence[Held], clock: Clock, policy: LagPolicy
 ) -> tuple[dict[str, BrokerPosition], set[str]]:
     """The broker positions after a bounded wait for lagging ones, and the symbols to defer."""
-    account = load_account(journal, capital, len(tickers))
-    holdings = {t: float(h) for t, h in zip(tickers, account.holdings, strict=True)}
     positions = broker.get_positions()
-    short = _short(journal, holdings, positions, policy.fee_tolerance)
+    short = _short(held, positions, policy.fee_tolerance)
     waited = 0.0
     first = set(short)
     while short and waited < policy.wait_s:
         clock.sleep(policy.step_s)
         waited += policy.step_s
         positions = broker.get_positions()
-        short = _short(journal, holdings, positions, policy.fee_tolerance)
+        short = _short(held, positions, policy.fee_tolerance)
     for symbol in sorted(first - set(short)):
         log.info(LAG_EVENT, symbol=symbol, decision="waited", waited_s=waited)
+        newest = _newest_buy(held, symbol)
+        journal = newest[0] if newest else held[0].journal
         journal.record_event(LAG_EVENT, None, {"symbol": symbol, "decision": "waited", "waited_s": waited})
     deferred: set[str] = set()
-    deferred_before = {e["client_order_id"] for e in journal.events(LAG_EVENT)}
     for symbol, shortfall in sorted(short.items()):
-        buy = latest_buy(journal, symbol)
-        if buy is None or buy.client_order_id in deferred_before:
-            continue  # nothing recent to wait for, or already given its one deferral: the clamp rule runs
+        newest = _newest_buy(held, symbol)
+        if newest is None:
+            continue  # nothing recent to wait for: the clamp rule runs
+        journal, buy = newest
+        if buy.client_order_id in {e["client_order_id"] for e in journal.events(LAG_EVENT)}:
+            continue  # already given its one deferral: the clamp rule runs
         deferred.add(symbol)
         detail = {"symbol": symbol, "decision": "deferred", "shortfall": shortfall, "waited_s": waited}
         log.warning(LAG_EVENT, client_order_id=buy.client_order_id, **detail)

@@ -24,10 +24,17 @@ Rules:
    caught up with a filled buy yet (Alpaca's position lag) is waited for, bounded, or deferred once
    (``worker/books_check.py``).
 5. An intent marked ``lost`` that the broker knows after all is re-adopted (``worker/readopt.py``).
+
+Many models on one account (a tournament): rules 1-3 and 5 run per model on its own journal; an open
+order with another model's prefix is that model's business. Rule 4 compares the broker position with
+the SUM of the models' virtual holdings; a shortfall is shared out over the holders in proportion to
+their holdings (``ledger.clamp_shares``), each share journaled in that model's journal; what the
+broker holds beyond the sum is foreign and never traded. One model is the special case of one book.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -35,10 +42,10 @@ from decimal import Decimal
 from cappuccino_daemon.broker.ports import Broker, BrokerPosition, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
-from cappuccino_daemon.policy.ledger import clamp_to_broker, exceeds_broker
+from cappuccino_daemon.policy.ledger import clamp_shares, clamp_to_broker, exceeds_broker
 from cappuccino_daemon.states import IntentStatus
 from cappuccino_daemon.worker.account import as_tuple, load_account
-from cappuccino_daemon.worker.books_check import settled_positions
+from cappuccino_daemon.worker.books_check import Held, settled_positions
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.ids import our_prefix
 from cappuccino_daemon.worker.readopt import readopt_lost
@@ -58,6 +65,21 @@ class ReconcileReport:
     deferred: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Book:
+    """One model's side of the shared account: its journal, executor and virtual sub-account."""
+
+    journal: Journal
+    executor: Executor
+    model_id: str
+    tickers: tuple[str, ...]
+    capital: float
+
+    def held(self) -> Held:
+        account = load_account(self.journal, self.capital, len(self.tickers))
+        return Held(self.journal, {t: float(h) for t, h in zip(self.tickers, account.holdings, strict=True)})
+
+
 def reconcile(
     broker: Broker,
     journal: Journal,
@@ -69,16 +91,24 @@ def reconcile(
     current_bar: datetime | None,
     fee_tolerance: float = 0.01,
 ) -> ReconcileReport:
+    """One model alone on the account."""
+    book = Book(journal, executor, model_id, tickers, capital)
+    return reconcile_books(broker, [book], current_bar, fee_tolerance)
+
+
+def reconcile_books(
+    broker: Broker, books: Sequence[Book], current_bar: datetime | None, fee_tolerance: float = 0.01
+) -> ReconcileReport:
     report = ReconcileReport()
-    _resolve_intents(broker, journal, executor, current_bar, report)
-    report.resolved.extend(readopt_lost(broker, journal, executor, current_bar))
-    executor.book_pending_fills()
-    _foreign_orders(broker, journal, model_id, report)
-    unsettled = {intent.symbol for intent in journal.open_intents()}
-    positions, lagging = settled_positions(
-        broker, journal, executor.clock, tickers, capital, executor.lag_policy
-    )
-    _positions(positions, journal, tickers, capital, fee_tolerance, report, unsettled | lagging)
+    for book in books:
+        _resolve_intents(broker, book.journal, book.executor, current_bar, report)
+        report.resolved.extend(readopt_lost(broker, book.journal, book.executor, current_bar))
+        book.executor.book_pending_fills()
+    _foreign_orders(broker, books, report)
+    unsettled = {intent.symbol for book in books for intent in book.journal.open_intents()}
+    lead = books[0].executor
+    positions, lagging = settled_positions(broker, [b.held() for b in books], lead.clock, lead.lag_policy)
+    _positions(positions, books, fee_tolerance, report, unsettled | lagging)
     log.info(
         "reconciled",
         resolved=len(report.resolved),
@@ -144,58 +174,52 @@ def _resolve_intents(
             report.resolved.append(coid)
 
 
-def _foreign_orders(broker: Broker, journal: Journal, model_id: str, report: ReconcileReport) -> None:
-    prefix = our_prefix(model_id)
+def _foreign_orders(broker: Broker, books: Sequence[Book], report: ReconcileReport) -> None:
+    owners = {our_prefix(book.model_id): book for book in books}
     for order in broker.list_open_orders():
-        if journal.get_intent(order.client_order_id) is not None:
+        coid = order.client_order_id
+        book = next((b for prefix, b in owners.items() if coid.startswith(prefix)), None)
+        if book is None:
+            log.info("foreign_open_order_ignored", client_order_id=coid, symbol=order.symbol)
             continue
-        if order.client_order_id.startswith(prefix):
-            log.warning(
-                "unknown_open_order",
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side=order.side,
-                qty=str(order.qty),
-                journal="absent",
-                rule="cancel",
-            )
-            journal.record_event(
-                "reconcile_cancel_unknown",
-                order.client_order_id,
-                {"symbol": order.symbol, "side": order.side, "qty": str(order.qty)},
-            )
-            broker.cancel_order(order.id)
-            report.canceled_foreign.append(order.client_order_id)
-        else:
-            log.info("foreign_open_order_ignored", client_order_id=order.client_order_id, symbol=order.symbol)
+        if book.journal.get_intent(coid) is not None:
+            continue
+        log.warning(
+            "unknown_open_order",
+            client_order_id=coid,
+            symbol=order.symbol,
+            side=order.side,
+            qty=str(order.qty),
+            journal="absent",
+            rule="cancel",
+        )
+        book.journal.record_event(
+            "reconcile_cancel_unknown",
+            coid,
+            {"symbol": order.symbol, "side": order.side, "qty": str(order.qty)},
+        )
+        broker.cancel_order(order.id)
+        report.canceled_foreign.append(coid)
 
 
 def _positions(
     positions: dict[str, BrokerPosition],
-    journal: Journal,
-    tickers: tuple[str, ...],
-    capital: float,
+    books: Sequence[Book],
     fee_tolerance: float,
     report: ReconcileReport,
     unsettled: set[str],
 ) -> None:
-    account = load_account(journal, capital, len(tickers))
-    changed = False
-    for index, symbol in enumerate(tickers):
-        virtual = float(account.holdings[index])
+    accounts = [load_account(b.journal, b.capital, len(b.tickers)) for b in books]
+    changed: set[int] = set()
+    symbols = list(dict.fromkeys(t for b in books for t in b.tickers))  # first seen first
+    for symbol in symbols:
+        holders = [(i, b.tickers.index(symbol)) for i, b in enumerate(books) if symbol in b.tickers]
+        held = [float(accounts[i].holdings[j]) for i, j in holders]
+        virtual = float(sum(held))
         pos = positions.get(symbol)
         broker_qty = float(pos.qty) if pos is not None else 0.0
         if exceeds_broker(virtual, broker_qty) and symbol in unsettled:
-            log.warning(
-                "position_check_deferred",
-                symbol=symbol,
-                virtual=virtual,
-                broker=broker_qty,
-                rule="an order of this symbol is not settled yet; clamp only after it is booked",
-            )
-            journal.record_event(
-                "position_check_deferred", None, {"symbol": symbol, "virtual": virtual, "broker": broker_qty}
-            )
+            _defer([books[i].journal for i, _ in holders], symbol, virtual, broker_qty)
             report.deferred.append(symbol)
         elif exceeds_broker(virtual, broker_qty):  # beyond float32/decimal rounding
             drift = (virtual - broker_qty) / virtual
@@ -206,14 +230,18 @@ def _positions(
                 virtual=virtual,
                 broker=broker_qty,
                 drift=round(drift, 6),
-                rule="clamp virtual to broker",
+                rule="clamp virtual to broker" if len(holders) == 1 else "share the shortfall by holdings",
             )
-            if drift > fee_tolerance:
-                journal.record_event(
-                    "position_drift", None, {"symbol": symbol, "virtual": virtual, "broker": broker_qty}
-                )
-            account = clamp_to_broker(account, index, broker_qty)
-            changed = True
+            for (i, j), before, after in zip(holders, held, clamp_shares(held, broker_qty), strict=True):
+                if before > after and drift > fee_tolerance:
+                    books[i].journal.record_event(
+                        "position_drift",
+                        None,
+                        {"symbol": symbol, "virtual": before, "broker": after, "account_total": virtual},
+                    )
+                if before > after:
+                    accounts[i] = clamp_to_broker(accounts[i], j, after)
+                    changed.add(i)
             report.clamped[symbol] = (virtual, broker_qty)
         elif broker_qty > virtual * (1 + fee_tolerance) + float(Decimal("1e-9")):
             report.external[symbol] = (virtual, broker_qty)
@@ -225,6 +253,19 @@ def _positions(
                 broker=broker_qty,
                 rule="not ours: never traded",
             )
-    if changed:
-        cash, holdings, cooldown = as_tuple(account)
-        journal.save_account(cash, holdings, cooldown, reason="reconcile_clamp")
+    for i in sorted(changed):
+        cash, holdings, cooldown = as_tuple(accounts[i])
+        books[i].journal.save_account(cash, holdings, cooldown, reason="reconcile_clamp")
+
+
+def _defer(journals: Sequence[Journal], symbol: str, virtual: float, broker_qty: float) -> None:
+    log.warning(
+        "position_check_deferred",
+        symbol=symbol,
+        virtual=virtual,
+        broker=broker_qty,
+        rule="an order of this symbol is not settled yet; clamp only after it is booked",
+    )
+    detail = {"symbol": symbol, "virtual": virtual, "broker": broker_qty}
+    for journal in journals:
+        journal.record_event("position_check_deferred", None, detail)
