@@ -148,8 +148,8 @@ def test_validate_cli_exits_78_on_a_tournament_problem(tmp_path: Path) -> None:
     assert "both [model] and [[models]]" in proc.stderr
 
 
-def test_the_one_model_worker_refuses_a_tournament_until_it_serves_many(tmp_path: Path) -> None:
-    path = _project(tmp_path, TWO)
+def test_the_worker_checks_every_model_of_a_tournament_before_trading(tmp_path: Path) -> None:
+    path = _project(tmp_path, TWO)  # model folders without actor.pth
     proc = subprocess.run(
         [sys.executable, "-m", "cappuccino_daemon", "worker", "--config", str(path), "--max-cycles", "1"],
         capture_output=True,
@@ -157,7 +157,8 @@ def test_the_one_model_worker_refuses_a_tournament_until_it_serves_many(tmp_path
         timeout=120,
     )
     assert proc.returncode == EX_CONFIG, proc.stderr
-    assert "names 2 models (trial_1_1h, second)" in proc.stderr
+    assert "trial_1_1h" in proc.stderr and "actor.pth" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_config_profile_names_are_the_models_profiles() -> None:

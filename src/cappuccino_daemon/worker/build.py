@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.cycle import Cycle, CycleConfig
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.loop import WorkerLoop
+from cappuccino_daemon.worker.tournament import SharedBars
 
 log = get_logger(__name__)
 
@@ -60,6 +61,7 @@ class WorkerOptions:
     profile: str | None = None  # [model] profile: replaces the model's env profile
     capital: float | None = None  # [model] capital: the virtual sub-account's USD
     model_name: str = ""
+    models: tuple[ModelEntry, ...] = ()  # a tournament: every model; empty: the one model above
     config_file: Path | None = None  # named in the account lock, for a second trader's refusal
     lock_dir: Path | None = None  # [paths] locks; None: the host default (accountlock.py)
 
@@ -79,7 +81,8 @@ def worker_options(
     and no url, the worker talks to ``[emulator] host:port``, where ``run`` starts the exchange.
     """
     worker, broker, emu = settings.worker, settings.broker, settings.emulator
-    model = settings.only_model()  # the tournament worker (issue 12) serves every model
+    models = settings.models_list
+    model = models[0]  # the fields of the first; ``models`` carries every one (a tournament)
     skew = max_clock_skew_flag
     if skew is None and broker.kind == "alpaca-paper":
         skew = worker.max_clock_skew_s
@@ -92,6 +95,7 @@ def worker_options(
         profile=model.profile,
         capital=model.capital,
         model_name=model.name,
+        models=models,
         config_file=settings.source_file,
         lock_dir=settings.paths.locks,
         state_dir=Path(settings.paths.state).resolve(),
@@ -148,9 +152,23 @@ def build_loop(
     broker: Broker,
     clock: Clock | None = None,
     stop: threading.Event | None = None,
+    others: Sequence[tuple[ModelSpec, Policy]] = (),
 ) -> WorkerLoop:
+    """One loop for the model ``spec`` and a tournament's ``others``, on one broker, clock and stop."""
     clock = clock or SystemClock()
     stop = stop or threading.Event()  # shared: SIGTERM stops the loop and cuts a cycle's waits short
+    cycles = [_cycle(opts, s, p, broker, clock, stop) for s, p in [(spec, policy), *others]]
+    if others:
+        shared = SharedBars(broker, [t for c in cycles for t in c.tickers])
+        for c in cycles:
+            c.bar_source = shared
+    heartbeat = opts.heartbeat_file or StateLayout(opts.state_dir).heartbeat
+    return WorkerLoop(cycles[0], heartbeat, opts.poll_interval_s, opts.max_cycles, stop, others=cycles[1:])
+
+
+def _cycle(
+    opts: WorkerOptions, spec: ModelSpec, policy: Policy, broker: Broker, clock: Clock, stop: threading.Event
+) -> Cycle:
     timeframe = timeframe_delta(spec.timeframe)
     journal = Journal(journal_path(opts, spec))
     executor = Executor(
@@ -172,9 +190,54 @@ def build_loop(
         max_clock_skew_s=opts.max_clock_skew_s,
         gap_wait=timedelta(seconds=opts.gap_wait_s),
     )
-    cycle = Cycle(spec, policy, broker, journal, executor, clock, config)
-    heartbeat = opts.heartbeat_file or StateLayout(opts.state_dir).heartbeat
-    return WorkerLoop(cycle, heartbeat, opts.poll_interval_s, opts.max_cycles, stop)
+    return Cycle(spec, policy, broker, journal, executor, clock, config)
+
+
+def model_entries(opts: WorkerOptions) -> tuple[ModelEntry, ...]:
+    """The tournament's models; without ``models`` the single model of the options."""
+    if opts.models:
+        return opts.models
+    name = opts.model_name or opts.model_dir.name
+    return (ModelEntry(name, opts.model_dir, opts.capital, opts.tickers, opts.profile),)
+
+
+def entry_options(opts: WorkerOptions, entry: ModelEntry) -> WorkerOptions:
+    return replace(
+        opts,
+        model_dir=Path(entry.dir).resolve(),
+        tickers=entry.tickers,
+        profile=entry.profile,
+        capital=entry.capital,
+        model_name=entry.name,
+    )
+
+
+def load_tournament(opts: WorkerOptions) -> list[tuple[ModelSpec, Policy]]:
+    """Every model checked (``load_checked_model``); one account needs one timeframe and distinct models."""
+    entries = model_entries(opts)
+    if len(entries) > 1 and opts.journal_file is not None:
+        raise ConfigError(
+            f"--journal {opts.journal_file} names one journal, but the configuration trades {len(entries)} "
+            "models, each with its own journal in <state>/journal/. Drop --journal."
+        )
+    loaded = [load_checked_model(entry_options(opts, e)) for e in entries]
+    seen: dict[str, str] = {}
+    for entry, (spec, _) in zip(entries, loaded, strict=True):
+        if spec.model_id in seen:
+            raise ConfigError(
+                f"[[models]] {seen[spec.model_id]!r} and {entry.name!r} are the same actor (model id "
+                f"{spec.model_id}): one journal and one order prefix cannot serve two books. Keep one of "
+                "them (give it the summed capital)."
+            )
+        seen[spec.model_id] = entry.name
+    frames = {spec.timeframe for spec, _ in loaded}
+    if len(frames) > 1:
+        raise ConfigError(
+            "The models of one tournament must share a timeframe (they decide on the same bar), but they use "
+            + ", ".join(sorted(frames))
+            + ". Run one daemon per timeframe, each with its own paper account."
+        )
+    return loaded
 
 
 def load_checked_model(opts: WorkerOptions) -> tuple[ModelSpec, Policy]:
@@ -225,7 +288,7 @@ def wait_for_exchange(
 
 
 def build_from_options(opts: WorkerOptions) -> WorkerLoop:
-    spec, policy = load_checked_model(opts)  # while the embedded emulator starts, in parallel
+    loaded = load_tournament(opts)  # while the embedded emulator starts, in parallel
     if opts.exchange_ready_file is not None:
         wait_for_exchange(opts.exchange_ready_file, opts.exchange_wait_s)
     broker = make_broker(opts)
@@ -235,17 +298,18 @@ def build_from_options(opts: WorkerOptions) -> WorkerLoop:
         kind=opts.broker_kind,
         cash=account.cash,
         status=account.status,
-        model=spec.model_id,
-        tickers=list(spec.tickers),
-        timeframe=spec.timeframe,
+        models=[spec.model_id for spec, _ in loaded],
+        tickers=sorted({t for spec, _ in loaded for t in spec.tickers}),
+        timeframe=loaded[0][0].timeframe,
     )
     if account.trading_blocked:
         raise ConfigError("The broker account is blocked from trading; check it in the Alpaca dashboard.")
     guard_account(  # one trader per account, and the capital fits its cash
         account,
-        models=[ModelEntry(opts.model_name or spec.model_id, opts.model_dir, opts.capital)],
+        models=model_entries(opts),
         state_dir=opts.state_dir,
         config_file=opts.config_file,
         lock_dir=opts.lock_dir,
     )
-    return build_loop(opts, spec, policy, broker)
+    (spec, policy), *others = loaded
+    return build_loop(opts, spec, policy, broker, others=others)

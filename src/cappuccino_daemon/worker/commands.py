@@ -144,12 +144,13 @@ def worker_settings(args: argparse.Namespace) -> DaemonSettings:
     values = {**vars(args), "tickers": _split_tickers(args.tickers)}
     flags = {key: ("--" + name.replace("_", "-"), values[name]) for name, key in OVERRIDES.items()}
     settings = apply_overrides(settings, flags)
-    model_dir = Path(settings.only_model().dir).resolve()
-    if not model_dir.is_dir():
-        raise ConfigError(
-            f"Model folder {model_dir} does not exist; pass --model-dir with a trial folder "
-            "containing actor.pth."
-        )
+    for entry in settings.models_list:  # a tournament: every model of it
+        model_dir = Path(entry.dir).resolve()
+        if not model_dir.is_dir():
+            raise ConfigError(
+                f"Model folder {model_dir} (model {entry.name!r}) does not exist; pass --model-dir with a "
+                "trial folder containing actor.pth, or fix its dir in the configuration."
+            )
     return settings
 
 

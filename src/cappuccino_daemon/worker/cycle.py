@@ -8,11 +8,13 @@ then the bar is skipped (journaled), bad data (NaN, stale) skips the bar, a cloc
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from cappuccino_daemon.bars import check_fetched_bars
 from cappuccino_daemon.broker.ports import Broker
@@ -35,6 +37,7 @@ from cappuccino_daemon.worker.pace import BrokerClockRate
 log = get_logger(__name__)
 
 Kind = Literal["traded", "idle", "waiting", "skipped", "refused"]
+BarSource = Callable[[list[str], timedelta, datetime, datetime], dict[str, pd.DataFrame]]
 
 
 class ClockSkewError(StaleDataError):
@@ -87,6 +90,7 @@ class Cycle:
     clock: Clock
     config: CycleConfig
     pace: BrokerClockRate = field(default_factory=BrokerClockRate)  # the loop feeds it every broker read
+    bar_source: BarSource | None = None  # a tournament's shared download (worker/tournament.py)
     _t0: float = field(default=0.0, init=False)
 
     @property
@@ -167,7 +171,7 @@ class Cycle:
         """The bars this decision reads, or why not yet (a late bar: ``waiting``) or not at all (skipped)."""
         cfg = self.config
         start = bar - cfg.timeframe * cfg.history_bars
-        frames = self.broker.get_bars(list(self.tickers), cfg.timeframe, start, now)
+        frames = (self.bar_source or self.broker.get_bars)(list(self.tickers), cfg.timeframe, start, now)
         try:
             check_fetched_bars(frames)  # the same impossible-bar rule as replay and the emulator's CSVs
             aligned = align_latest(
@@ -200,8 +204,13 @@ class Cycle:
         return aligned
 
     def _act(self, state: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """The actor's raw action; a wrong shape or a non-finite value is refused (``InvariantViolation``)."""
-        raw = np.asarray(self.policy.act(state), dtype=np.float32)
+        """The actor's raw action; a wrong shape, a non-finite value or an actor that raises is refused
+        (``InvariantViolation``: the bar is skipped in this model's journal, other models trade on)."""
+        try:
+            raw = np.asarray(self.policy.act(state), dtype=np.float32)
+        except Exception as exc:  # whatever the actor raised, this model skips this bar
+            log.error("actor_raised", model=self.spec.model_id, error=f"{type(exc).__name__}: {exc}")
+            raise InvariantViolation(f"actor raised {type(exc).__name__}: {exc}") from exc
         if raw.shape != (len(self.tickers),) or not np.isfinite(raw).all():
             raise InvariantViolation(f"actor returned {raw.tolist()} (shape {raw.shape})")
         return raw

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,8 @@ from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
 from cappuccino_daemon.worker.fees_audit import FeeAuditor
 from cappuccino_daemon.worker.metrics import WorkerMetrics
 from cappuccino_daemon.worker.progress import ProgressReport, ProgressTracker
-from cappuccino_daemon.worker.reconcile import reconcile
+from cappuccino_daemon.worker.reconcile import Book, reconcile_books
+from cappuccino_daemon.worker.tournament import combine
 
 log = get_logger(__name__)
 MISSED_BAR = (
@@ -62,8 +64,12 @@ class WorkerLoop:
         max_cycles: int | None = None,
         stop: threading.Event | None = None,
         metrics: WorkerMetrics | None = None,
+        others: Sequence[Cycle] = (),
     ) -> None:
+        """``cycle`` is the first model's (its broker, clock and timeframe serve all); ``others`` are the
+        rest of a tournament's models, on the same account and timeframe (worker/tournament.py)."""
         self.cycle = cycle
+        self.cycles = [cycle, *others]
         self.metrics = metrics or WorkerMetrics()  # a no-op unless [metrics] enabled = true
         self.pace = cycle.pace  # one estimate: sleeps and the logged lag use the same rate
         self.heartbeat_file = heartbeat_file
@@ -73,7 +79,11 @@ class WorkerLoop:
         self.status = LoopStatus()
         self._reconciled_for: datetime | None = None
         self.progress = ProgressTracker(cycle.clock.monotonic())
-        self.fees = FeeAuditor(cycle.broker, cycle.journal, cycle.spec.profile, cycle.tickers)
+        # The fee audit compares one model's virtual fees with the account's booked fees; summing a
+        # tournament's models is not built yet, so it runs for a tournament of one only.
+        self.fees = (
+            FeeAuditor(cycle.broker, cycle.journal, cycle.spec.profile, cycle.tickers) if not others else None
+        )
 
     # -- signals ----------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -100,8 +110,6 @@ class WorkerLoop:
     def beat(self) -> None:
         if self.heartbeat_file is None:
             return
-        spec = self.cycle.spec
-        account = load_account(self.cycle.journal, spec.profile.initial_capital, len(spec.tickers))
         progress = self.progress_report()
         write_heartbeat(
             self.heartbeat_file,
@@ -112,7 +120,7 @@ class WorkerLoop:
                 cycles=self.status.cycles,
                 last_bar=self.status.last_bar,
                 equity=self.status.equity,
-                positions={t: float(h) for t, h in zip(spec.tickers, account.holdings, strict=True)},
+                positions=self._positions(),
                 lag_s=self.status.lag_s,
                 message=self.status.message,
                 progress=progress.state,
@@ -120,6 +128,15 @@ class WorkerLoop:
                 stall_cause=progress.cause,
             ),
         )
+
+    def _positions(self) -> dict[str, float]:
+        """The virtual holdings per symbol, summed over the models (what the broker should show)."""
+        out: dict[str, float] = {}
+        for c in self.cycles:
+            account = load_account(c.journal, c.spec.profile.initial_capital, len(c.tickers))
+            for symbol, qty in zip(c.tickers, account.holdings, strict=True):
+                out[symbol] = out.get(symbol, 0.0) + float(qty)
+        return out
 
     # -- progress ---------------------------------------------------------------------------------
     def _bar_wall_s(self) -> float:
@@ -151,40 +168,56 @@ class WorkerLoop:
     # -- phases -----------------------------------------------------------------------------------
     def reconcile_now(self, broker_now: datetime) -> None:
         current = self.cycle.expected_bar(broker_now)
-        self._journal_missed_bars(current)
-        reconcile(
-            self.cycle.broker,
-            self.cycle.journal,
-            self.cycle.executor,
-            model_id=self.cycle.spec.model_id,
-            tickers=self.cycle.tickers,
-            capital=self.cycle.spec.profile.initial_capital,
-            current_bar=current,
-        )
-        self.fees.maybe_run(broker_now)  # once per broker day: virtual vs booked fees
-        for old in self.cycle.journal.cycles(CycleStatus.EXECUTING):
-            if old.bar_time < current:
-                log.warning(
-                    "cycle_interrupted", bar=old.bar_time.isoformat(), rule="its orders were reconciled"
-                )
-                self.cycle.journal.finish_cycle(
-                    old.bar_time, CycleStatus.INTERRUPTED, None, "worker restarted after its bar"
-                )
+        for c in self.cycles:
+            self._journal_missed_bars(c, current)
+        books = [
+            Book(c.journal, c.executor, c.spec.model_id, c.tickers, c.spec.profile.initial_capital)
+            for c in self.cycles
+        ]
+        reconcile_books(self.cycle.broker, books, current)
+        if self.fees is not None:
+            self.fees.maybe_run(broker_now)  # once per broker day: virtual vs booked fees
+        for c in self.cycles:
+            for old in c.journal.cycles(CycleStatus.EXECUTING):
+                if old.bar_time < current:
+                    log.warning(
+                        "cycle_interrupted", bar=old.bar_time.isoformat(), rule="its orders were reconciled"
+                    )
+                    c.journal.finish_cycle(
+                        old.bar_time, CycleStatus.INTERRUPTED, None, "worker restarted after its bar"
+                    )
         self._reconciled_for = current
 
-    def _journal_missed_bars(self, current: datetime) -> None:
+    def _journal_missed_bars(self, cycle: Cycle, current: datetime) -> None:
         """Bars that closed with no cycle (worker down or restarting, or every read refused) are skipped
         with that reason, so the journal explains every bar since the first one."""
-        journal, last = self.cycle.journal, self.cycle.journal.last_cycle()
+        journal, last = cycle.journal, cycle.journal.last_cycle()
         if last is None or last.bar_time >= current:
             return
         missed = journal.skip_missed(
-            last.bar_time, current, self.cycle.config.timeframe, self.cycle.spec.model_id, MISSED_BAR
+            last.bar_time, current, cycle.config.timeframe, cycle.spec.model_id, MISSED_BAR
         )
         if missed:
             log.warning(
-                "bars_missed", count=len(missed), first=missed[0].isoformat(), last=missed[-1].isoformat()
+                "bars_missed",
+                model=cycle.spec.model_id,
+                count=len(missed),
+                first=missed[0].isoformat(),
+                last=missed[-1].isoformat(),
             )
+
+    def _needs_reconcile(self, bar: datetime) -> bool:
+        """Always at start (even if this bar was decided before a restart), then once per bar."""
+        if bar == self._reconciled_for:
+            return False
+        if self._reconciled_for is None:
+            return True
+        existing = [c.journal.get_cycle(bar) for c in self.cycles]
+        return any(e is None or e.status == CycleStatus.EXECUTING for e in existing)
+
+    def _run_models(self, broker_now: datetime, read_at: float) -> CycleOutcome:
+        outcomes = [c.run(broker_now, read_at) for c in self.cycles]
+        return combine(self.cycles, outcomes)
 
     def step(self) -> CycleOutcome:
         """One poll: reconcile if a new bar is due, run the cycle, publish the heartbeat."""
@@ -192,16 +225,11 @@ class WorkerLoop:
             read_at = self.cycle.clock.monotonic()
             broker_now = self.cycle.broker_now()
             self.pace.observe(read_at, broker_now)
-            bar = self.cycle.expected_bar(broker_now)
-            if bar != self._reconciled_for:
-                existing = self.cycle.journal.get_cycle(bar)
-                # Always at start (even if this bar was decided before a restart), then once per bar.
-                first = self._reconciled_for is None
-                if first or existing is None or existing.status == CycleStatus.EXECUTING:
-                    self._set_phase(WorkerPhase.RECONCILING)
-                    self.reconcile_now(broker_now)
+            if self._needs_reconcile(self.cycle.expected_bar(broker_now)):
+                self._set_phase(WorkerPhase.RECONCILING)
+                self.reconcile_now(broker_now)
             self._set_phase(WorkerPhase.TRADING)
-            outcome = self.cycle.run(broker_now, read_at)
+            outcome = self._run_models(broker_now, read_at)
         except ClockSkewError as exc:
             log.error("clock_skew_refused", error=str(exc))
             outcome = CycleOutcome("refused", message=str(exc))
@@ -225,7 +253,7 @@ class WorkerLoop:
             if lag_s is not None:
                 self.status.lag_s = lag_s
             if self.metrics.enabled and outcome.bar is not None:
-                statuses = [i.status for i in self.cycle.journal.intents(outcome.bar)]
+                statuses = [i.status for c in self.cycles for i in c.journal.intents(outcome.bar)]
                 self.metrics.record_cycle(outcome.bar, lag_s, outcome.equity, statuses)
         self.status.message = outcome.message
         self._track_progress(outcome)

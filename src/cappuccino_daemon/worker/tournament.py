@@ -1,0 +1,68 @@
+"""Many models, one worker, one account: what the loop shares between the models' cycles.
+
+Each model keeps its own cycle (state, actor, plan, executor, journal, ``client_order_id`` prefix, p0
+and profile); the loop runs them one after the other on the same bar. Shared: the broker connection,
+the clock, one bar download per poll for the union of the models' tickers (``SharedBars``), the
+reconciliation of positions against the sum of their books (``reconcile.reconcile_books``), one
+heartbeat. A model whose actor raises is skipped for that bar in its own journal (``Cycle._act``); the
+others trade on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from cappuccino_daemon.broker.ports import Broker
+from cappuccino_daemon.worker.cycle import Cycle, CycleOutcome, Kind
+
+# The poll's outcome is the least settled of its models' (a refused or waiting model is retried).
+_RANK: dict[Kind, int] = {"refused": 0, "waiting": 1, "traded": 2, "skipped": 3, "idle": 4}
+
+
+class SharedBars:
+    """``Broker.get_bars`` for one model, served from one download of every model's tickers per poll."""
+
+    def __init__(self, broker: Broker, symbols: Sequence[str]) -> None:
+        self.broker = broker
+        self.symbols = list(dict.fromkeys(symbols))
+        self._key: tuple[timedelta, datetime, datetime] | None = None
+        self._frames: dict[str, pd.DataFrame] = {}
+        self.downloads = 0
+
+    def __call__(
+        self, symbols: list[str], timeframe: timedelta, start: datetime, end: datetime
+    ) -> dict[str, pd.DataFrame]:
+        key = (timeframe, start, end)
+        if key != self._key or any(s not in self._frames for s in symbols):
+            wanted = list(dict.fromkeys([*self.symbols, *symbols]))
+            self._frames, self._key = self.broker.get_bars(wanted, timeframe, start, end), key
+            self.downloads += 1
+        return {s: self._frames[s] for s in symbols}
+
+
+def combine(cycles: Sequence[Cycle], outcomes: Sequence[CycleOutcome]) -> CycleOutcome:
+    """One outcome for the loop: the least settled kind, the last order's lag, the summed equity."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    kind = min((o.kind for o in outcomes), key=_RANK.__getitem__)
+    bar = next((o.bar for o in outcomes if o.bar is not None), None)
+    lags = [o.lag for o in outcomes if o.lag is not None]
+    equities = [o.equity for o in outcomes]
+    positions: dict[str, float] = {}
+    for o in outcomes:
+        for symbol, qty in o.positions.items():
+            positions[symbol] = positions.get(symbol, 0.0) + qty
+    message = "; ".join(
+        f"{c.spec.model_id}: {o.message}" for c, o in zip(cycles, outcomes, strict=True) if o.message
+    )
+    return CycleOutcome(
+        kind,
+        bar,
+        lag=max(lags, key=lambda lag: lag.broker_s) if lags else None,
+        message=message,
+        equity=None if any(e is None for e in equities) else float(sum(e for e in equities if e is not None)),
+        positions=positions,
+    )
