@@ -90,6 +90,14 @@ def test_metrics_served_over_loopback(tmp_path: Path) -> None:
         assert w['cappuccino_orders_total{outcome="filled"}'] == 4
         assert w["cappuccino_decision_latency_seconds_count"] == 3
         metrics.equity(1017.5)
+        metrics.record_model("alpha-1234abcd", 510.0, ["filled", "rejected"])
+        metrics.record_model("beta-5678ef01", 480.5, ["filled", "filled", "surprise"])
+        m = _scrape(port)
+        assert m['cappuccino_model_equity_usd{model="alpha-1234abcd"}'] == 510.0
+        assert m['cappuccino_model_equity_usd{model="beta-5678ef01"}'] == 480.5
+        assert m['cappuccino_model_orders_total{model="beta-5678ef01",outcome="filled"}'] == 2
+        assert m['cappuccino_model_orders_total{model="beta-5678ef01",outcome="other"}'] == 1
+        assert m['cappuccino_model_orders_total{model="alpha-1234abcd",outcome="rejected"}'] == 1
         assert v["cappuccino_last_bar_timestamp_seconds"] == bar.timestamp()
         assert v["cappuccino_decision_latency_seconds_count"] == 2
         assert v["cappuccino_decision_latency_seconds_sum"] == pytest.approx(1.57)

@@ -4,6 +4,7 @@ broker's positions, one bar download per poll, a raising model isolated, a model
 from __future__ import annotations
 
 import hashlib
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from stub_model import write_stub_model
 from test_worker_e2e import GRACE_S, next_bar
 from worker_support import all_orders, broker_for
 
+from cappuccino_daemon.config import load_settings
 from cappuccino_daemon.emulator.testing import EmulatorThread
 from cappuccino_daemon.model.actor import load_policy
 from cappuccino_daemon.model.loader import load_model_spec
@@ -22,6 +24,7 @@ from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.build import WorkerOptions, build_loop
 from cappuccino_daemon.worker.ids import our_prefix
 from cappuccino_daemon.worker.loop import WorkerLoop
+from cappuccino_daemon.worker.metrics import WorkerMetrics
 
 MODELS = {"alpha_1h": ("BTC", "ETH", "LTC"), "beta_1h": ("BTC", "ETH"), "gamma_1h": ("ETH", "LTC")}
 
@@ -82,6 +85,9 @@ def test_three_models_trade_one_account_with_their_own_books(
     tmp_path: Path, emulator: EmulatorThread, models: dict[str, tuple[ModelSpec, Policy]]
 ) -> None:
     loop = _loop(tmp_path, emulator, list(models.values()))
+    config = tmp_path / "daemon.toml"
+    config.write_text('[model]\ndir = "m"\n[paths]\nstate = "state"\n[metrics]\nenabled = true\nport = 0\n')
+    loop.metrics = WorkerMetrics.start(load_settings(config, require_model_dir=False))
     kinds = []
     for _ in range(6):
         next_bar(emulator)
@@ -103,6 +109,17 @@ def test_three_models_trade_one_account_with_their_own_books(
         assert {i.symbol for i in filled} <= set(c.tickers)
     assert len(orders) == sum(len(c.journal.fills()) for c in loop.cycles)
     _check_books_sum_to_the_broker(loop)
+    assert loop.metrics.address is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{loop.metrics.address[1]}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    loop.metrics.close()
+    for c in loop.cycles:  # one equity series and filled-order count per model
+        assert f'cappuccino_model_equity_usd{{model="{c.spec.model_id}"}}' in text
+        filled = sum(1 for i in c.journal.intents() if i.status == "filled")
+        assert (
+            f'cappuccino_model_orders_total{{model="{c.spec.model_id}",outcome="filled"}} {filled:.1f}'
+            in text
+        )
 
 
 def test_a_model_that_raises_skips_its_bar_and_the_others_trade_on(

@@ -217,6 +217,11 @@ class WorkerLoop:
 
     def _run_models(self, broker_now: datetime, read_at: float) -> CycleOutcome:
         outcomes = [c.run(broker_now, read_at) for c in self.cycles]
+        if self.metrics.enabled:
+            for c, o in zip(self.cycles, outcomes, strict=True):
+                if o.kind in ("traded", "skipped") and o.bar is not None:
+                    statuses = [i.status for i in c.journal.intents(o.bar)]
+                    self.metrics.record_model(c.spec.model_id, o.equity, statuses)
         return combine(self.cycles, outcomes)
 
     def step(self) -> CycleOutcome:

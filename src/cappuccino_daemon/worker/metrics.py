@@ -8,7 +8,10 @@ A port that cannot be bound is logged and metrics stay off: monitoring never sto
 Metrics: ``cappuccino_bars_processed_total``, ``cappuccino_decision_latency_seconds`` (histogram of bar
 close to the last order sent, in wall seconds, observed only for bars that sent an order),
 ``cappuccino_orders_total{outcome}``, ``cappuccino_worker_restarts``, ``cappuccino_equity_usd``,
-``cappuccino_last_bar_timestamp_seconds``.
+``cappuccino_last_bar_timestamp_seconds``; per model of a tournament (``model`` = its model id; a
+single model has one series): ``cappuccino_model_equity_usd{model}``,
+``cappuccino_model_orders_total{model,outcome}``. The account-wide series above keep their names and
+labels (dashboards built on them go on working); ``cappuccino_equity_usd`` is the models' sum.
 """
 
 from __future__ import annotations
@@ -117,6 +120,18 @@ class WorkerMetrics:
                 registry=registry,
             ),
             "restarts": restarts,
+            "model_equity": Gauge(
+                "cappuccino_model_equity_usd",
+                "Virtual sub-account equity per model.",
+                ["model"],
+                registry=registry,
+            ),
+            "model_orders": Counter(
+                "cappuccino_model_orders",
+                "Order outcomes per model.",
+                ["model", "outcome"],
+                registry=registry,
+            ),
         }
         self._server, self._thread = start_http_server(port, addr=host, registry=registry)
         self.address = (host, int(self._server.server_address[1]))
@@ -162,6 +177,16 @@ class WorkerMetrics:
         self.equity(equity)
         for status in order_statuses:
             self.order(status)
+
+    def record_model(self, model: str, equity: float | None, order_statuses: Iterable[str]) -> None:
+        """One model's processed bar: its equity and its intents' final statuses."""
+        if self._m is None:
+            return
+        if equity is not None:
+            self._m["model_equity"].labels(model=model).set(float(equity))
+        for status in order_statuses:
+            label = status if status in ORDER_OUTCOMES else "other"
+            self._m["model_orders"].labels(model=model, outcome=label).inc()
 
     def restarts(self, n: int) -> None:
         """Override the restart count (by default it is read from the supervisor state at scrape time)."""
