@@ -149,3 +149,49 @@ def _last_bar_trades(journal: JournalView) -> tuple[dict[str, float], dict[str, 
             if row[2] == "buy":
                 bought[row[1]] = bought.get(row[1], 0.0) + qty
     return bought, traded
+
+
+def quiet_tournament_snapshot(
+    journal_paths: list[Path], base_url: str
+) -> tuple[dict[str, JournalView], BrokerView] | None:
+    """Every model's journal and the broker at one instant when all of them are quiet (keyed by model id,
+    the journal's file name)."""
+    before = {p.stem: read_journal(p) for p in journal_paths}
+    if not all(view.quiet for view in before.values()):
+        return None
+    broker = read_broker(base_url)
+    after = {p.stem: read_journal(p) for p in journal_paths}
+    return (before, broker) if after == before else None
+
+
+def assert_tournament_books_agree(views: dict[str, JournalView], broker: BrokerView) -> None:
+    """Many models, one account: each order is one model's (by prefix and journal), fills match per
+    model, and per symbol the broker holds the sum of the models' books up to fees and rounding."""
+    from cappuccino_daemon.worker.ids import our_prefix
+
+    assert len(broker.orders) < 500, "more orders than one page: the check would miss some"
+    for order in broker.orders:
+        coid = order["client_order_id"]
+        owners = [m for m in views if coid.startswith(our_prefix(m))]
+        assert len(owners) == 1, f"{coid}: its prefix belongs to {owners}, not to exactly one model"
+        assert any(row[0] == coid for row in views[owners[0]].intents), f"{coid} not in {owners[0]}'s journal"
+        if Decimal(order["filled_qty"]) > 0:
+            assert views[owners[0]].fills.get(coid) == Decimal(order["filled_qty"]), coid
+    summed: dict[str, float] = {}
+    allowed: dict[str, float] = {}
+    for view in views.values():
+        bought, traded = _last_bar_trades(view)
+        for symbol, virtual in zip(view.tickers, view.holdings, strict=True):
+            summed[symbol] = summed.get(symbol, 0.0) + virtual
+            slack = COIN_FEE * bought.get(symbol, 0.0) + FLOAT32_EPS * (virtual + traded.get(symbol, 0.0))
+            allowed[symbol] = allowed.get(symbol, 0.0) + slack
+    for symbol, virtual in summed.items():
+        held = broker.positions.get(symbol, 0.0)
+        assert held <= virtual * (1 + 1e-6) + STEP_DUST * len(views), (symbol, virtual, held, "broker above")
+        assert virtual - held <= allowed[symbol] + ROUNDING, (
+            symbol,
+            virtual,
+            held,
+            "beyond fee and rounding",
+        )
+    assert set(broker.positions) <= set(summed), "a position in a symbol no model trades"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cappuccino_daemon.config import DaemonSettings
+    from cappuccino_daemon.config import DaemonSettings, ModelEntry
 
 EXIT_RUNNING, EXIT_STALE, EXIT_NOT_RUNNING = 0, 1, 3  # --check codes (LSB init-script convention)
 
@@ -45,9 +45,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument(
         "--replay", type=Path, metavar="FILE.jsonl", help="a `cappuccino-paper replay --out` file"
     )
+    r.add_argument("--model", help="which model of a [[models]] tournament (default: the first)")
     r.add_argument("--out", type=Path, help="PNG to write (default: report.png, or FILE.png for --replay)")
     r.add_argument("--dpi", type=int, default=100, help="resolution (default 100)")
     r.set_defaults(handler=_run_report)
+
+
+def _pick_model(settings: DaemonSettings, name: str | None) -> ModelEntry:
+    """The model ``--model`` names (default: the first); a tournament says which one was drawn."""
+    from cappuccino_daemon.errors import ConfigError
+
+    entries = settings.models_list
+    names = ", ".join(e.name for e in entries)
+    if name is None:
+        if len(entries) > 1:
+            print(
+                f"report: drawing {entries[0].name}, the first of {len(entries)} models ({names}); "
+                "pass --model for another"
+            )
+        return entries[0]
+    found = [e for e in entries if e.name.lower() == name.lower()]
+    if not found:
+        where = settings.source_file or "the configuration"
+        raise ConfigError(f"--model {name!r} is not a model of {where}; its models are {names}.")
+    return found[0]
 
 
 def _settings(config: Path | None) -> DaemonSettings:
@@ -98,13 +119,14 @@ def _run_report(args: argparse.Namespace) -> int:
         journal, label = args.journal, None
         if journal is None:
             settings = _settings(args.config)
-            journal, note = find_journal(settings.paths.state, settings.models_list[0].dir)
+            entry = _pick_model(settings, args.model)
+            journal, note = find_journal(settings.paths.state, entry.dir)
             if journal is None:
                 raise ConfigError(
                     f"No journal to draw: {note}. Start the daemon with `cappuccino-paper run` and let "
                     "it trade a few bars, pass --journal PATH, or draw a replay with --replay FILE.jsonl."
                 )
-            label = demo_label(settings.models_list[0].dir)
+            label = demo_label(entry.dir)
         series = from_journal(read_journal(journal))
         series.label = label
         out = args.out or Path("report.png")

@@ -133,6 +133,22 @@ def _journal_rows(journal: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _models_table(models: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"Tournament: {len(models)} models", title_justify="left")
+    for column in ("model", "last bar", "equity", "return", "vs buy-and-hold", "fills"):
+        table.add_column(column, justify="left" if column in ("model", "last bar") else "right")
+    for m in models:
+        table.add_row(
+            m["name"],
+            m["last_bar"] or (m["problem"] or "-"),
+            _money(m["equity"]),
+            _pct(m["return"]),
+            _money(m["vs_buy_and_hold"]),
+            str(m["fills"]),
+        )
+    return table
+
+
 def render_status(status: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     parts: list[Any] = []
@@ -145,6 +161,9 @@ def render_status(status: dict[str, Any], console: Console | None = None) -> Non
     for problem in status["problems"]:
         parts.append(Text(f"! {problem}", style="yellow"))
     parts.append(_kv("Processes", _process_rows(status)))
+    models = status.get("models") or []
+    if len(models) > 1:  # a tournament: one line per model; the sections below are the first model's
+        parts.append(_models_table(models))
     if status.get("account"):
         parts.append(_account_table(status["account"]))
     if status.get("journal"):

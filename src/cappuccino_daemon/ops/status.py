@@ -40,6 +40,7 @@ class StatusInputs:
     heartbeat_stale_after_s: float
     config_file: Path | None = None
     model_dir: Path | None = None  # the configured model, for the "demo model, not a strategy" label
+    models: tuple[tuple[str, Path], ...] = ()  # (name, dir) of every configured model (a tournament)
 
     @classmethod
     def from_settings(cls, settings: DaemonSettings, journal: Path | None = None) -> StatusInputs:
@@ -59,6 +60,7 @@ class StatusInputs:
             heartbeat_stale_after_s=settings.supervisor.heartbeat_timeout_s,
             config_file=settings.source_file,
             model_dir=settings.models_list[0].dir,
+            models=tuple((m.name, m.dir) for m in settings.models_list),
         )
 
 
@@ -324,9 +326,35 @@ def collect_status(
         "supervisor": supervisor,
         "worker": worker,
         "heartbeat": heartbeat,
-        "journal": journal,
+        "journal": journal,  # the first model's (a tournament of one: its only one)
         "account": account,
+        "models": [_model_row(inputs.state_dir, name, folder) for name, folder in inputs.models],
     }
+
+
+def _model_row(state_dir: Path, name: str, model_dir: Path) -> dict[str, Any]:
+    """One model of the tournament in one line: its own journal (exact actor match only) and money."""
+    row: dict[str, Any] = {"name": name, "dir": str(model_dir), "journal": None, "model_id": None}
+    row.update(last_bar=None, equity=None, initial_capital=None, pnl=None, fills=0, problem=None)
+    row.update({"return": None, "vs_buy_and_hold": None})
+    path, note = find_journal(state_dir, model_dir)
+    if path is None or note != "journal of the configured model":
+        row["problem"] = "no journal of this model yet (the worker creates it on its first bar)"
+        return row
+    try:
+        view = read_journal(path, summary=True)
+    except Exception as exc:
+        row["problem"] = str(exc)
+        return row
+    account = account_section(view) or {}
+    row.update(
+        journal=str(path),
+        model_id=view.model_id,
+        last_bar=_iso(view.cycles[-1].bar_time) if view.cycles else None,
+        fills=sum(view.fill_sides.values()),
+        **{k: account.get(k) for k in ("equity", "initial_capital", "pnl", "return", "vs_buy_and_hold")},
+    )
+    return row
 
 
 def _stalled(heartbeat: dict[str, Any] | None, worker: dict[str, Any]) -> bool:
