@@ -196,7 +196,13 @@ def test_child_record_and_supervisor_status_refuse_moves_off_their_tables() -> N
 # -- the worker's phase ---------------------------------------------------------------------------------
 def test_worker_loop_refuses_a_phase_move_off_the_table() -> None:
     # No heartbeat file and no broker is touched: only the phases are exercised.
-    parts = {"broker": None, "journal": None, "spec": SimpleNamespace(profile=None), "tickers": ()}
+    parts = {
+        "broker": None,
+        "journal": None,
+        "spec": SimpleNamespace(profile=None),
+        "tickers": (),
+        "pace": None,
+    }
     cycle = cast(Any, SimpleNamespace(clock=SystemClock(), **parts))
     loop = WorkerLoop(cycle, heartbeat_file=None, poll_interval_s=1.0)
     assert loop.status.phase is WorkerPhase.STARTING

@@ -26,6 +26,9 @@ from cappuccino_daemon.logsetup import get_logger
 log = get_logger(__name__)
 
 LAG_EVENT = "position_lag"
+# Coins; far below any Alpaca crypto min_order_size, so a shortfall this small is float32 or fee dust,
+# never a buy the position has not shown yet (several models' dust adds up past 1e-9: no waiting on it).
+DUST_QTY = 1e-6
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def _short(held: Sequence[Held], positions: dict[str, BrokerPosition], tolerance
     for symbol, virtual in summed(held).items():
         pos = positions.get(symbol)
         shortfall = virtual - (float(pos.qty) if pos is not None else 0.0)
-        if shortfall <= max(1e-9, virtual * 1e-6):
+        if shortfall <= max(DUST_QTY, virtual * 1e-6):
             continue
         newest = _newest_buy(held, symbol)
         half_buy = newest is not None and shortfall >= 0.5 * float(newest[1].filled_qty)

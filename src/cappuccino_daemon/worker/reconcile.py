@@ -45,14 +45,13 @@ from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.policy.ledger import clamp_shares, clamp_to_broker, exceeds_broker
 from cappuccino_daemon.states import IntentStatus
 from cappuccino_daemon.worker.account import as_tuple, load_account
-from cappuccino_daemon.worker.books_check import Held, settled_positions
+from cappuccino_daemon.worker.books_check import DUST_QTY, Held, settled_positions
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.ids import our_prefix
 from cappuccino_daemon.worker.readopt import readopt_lost
 
 log = get_logger(__name__)
 
-DUST_QTY = 1e-6  # coins; far below any Alpaca crypto min_order_size
 
 
 @dataclass

@@ -1,0 +1,119 @@
+"""A tournament's bar: N models decided and every order sent, against one model (prints, asserts nothing).
+
+One worker loop over N models (``build_loop(..., others=...)``) trades an in-process emulator whose clock
+is stepped to just after each bar close + grace, so a figure is the worker's own work for a bar: one
+reconciliation of the account, one shared bar download, N states, N actor forwards, N plans and every
+order sent and filled over loopback HTTP (the sleep and wake-up are ``order_lag.py``'s subject). The
+models are the hand-weighted stub (trades every bar on its coins; needs no ../shared), each in its own
+folder so each has its own journal and order prefix; with ``--mix`` and ../shared present every third
+model is the real 1984-wide trial_3358 actor (7 coins) and every third the trial_7 one, to mix
+architectures. Printed: p50/p99 of the per-bar wall seconds for N models and for one, their ratio,
+orders per bar and the process's peak RSS (``ru_maxrss``).
+
+    .venv/bin/python bench/tournament.py [--models 100] [--bars 6] [--mix]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+TICKERS = ("BTC", "ETH", "LTC")
+START = datetime(2024, 3, 1, tzinfo=UTC)
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "train_results" / "cwd_tests"
+GRACE_S = 5.0
+
+
+def _models(root: Path, n: int, mix: bool) -> list[tuple[Any, Any]]:
+    from cappuccino_daemon.model.actor import load_policy
+    from cappuccino_daemon.model.loader import load_model_spec
+    from cappuccino_daemon.model.testing import write_trading_stub
+
+    out = []
+    for i in range(n):
+        real = SHARED / ("trial_3358_1h" if i % 3 == 1 else "trial_7_1h")
+        if mix and i % 3 and (real / "actor.pth").is_file():
+            folder = root / f"{real.name}_copy{i}"
+            folder.mkdir()
+            for item in real.iterdir():
+                (folder / item.name).symlink_to(item)
+            out.append((load_model_spec(folder, None), load_policy(folder)))
+            continue
+        folder = write_trading_stub(root / f"stub{i}_1h", TICKERS)
+        out.append((load_model_spec(folder, list(TICKERS)), load_policy(folder)))
+    return out
+
+
+def _bars(n_models: int, bars: int, mix: bool) -> tuple[list[float], int]:
+    """Per-bar wall seconds of ``loop.step()`` and the orders sent, for a fresh tournament of N."""
+    import structlog
+
+    from cappuccino_daemon.broker.alpaca import AlpacaBroker, AlpacaEndpoints
+    from cappuccino_daemon.emulator.testing import EmulatorThread
+    from cappuccino_daemon.worker.build import WorkerOptions, build_loop
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
+    with tempfile.TemporaryDirectory() as tmp, EmulatorThread(synthetic_seed=3, start=START) as emu:
+        loaded = _models(Path(tmp) / "models", n_models, mix)
+        broker = AlpacaBroker(emu.key_id, emu.secret_key, AlpacaEndpoints(emu.base_url, emu.base_url))
+        opts = WorkerOptions(
+            model_dir=loaded[0][0].model_dir,
+            tickers=None,
+            state_dir=Path(tmp) / "state",
+            grace_s=GRACE_S,
+            max_clock_skew_s=None,
+            request_budget_per_min=100_000,  # the emulator has no budget; measure our own work
+        )
+        (spec, policy), *others = loaded
+        loop = build_loop(opts, spec, policy, broker, others=others)
+        times, orders = [], 0
+        for _ in range(bars + 1):  # the first bar also pays the start-up reconciliation: left out
+            now = emu.now()
+            close = now.replace(minute=0, second=0, microsecond=0).timestamp() + 3600 + GRACE_S + 1
+            emu.advance(close - now.timestamp())
+            started = time.perf_counter()
+            outcome = loop.step()
+            times.append(time.perf_counter() - started)
+            if outcome.kind != "traded":
+                raise SystemExit(f"bar not traded: {outcome.kind} {outcome.message}")
+        for c in loop.cycles:
+            orders += sum(1 for i in c.journal.intents() if i.attempts > 0)
+        return times[1:], orders
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", type=int, default=100)
+    parser.add_argument("--bars", type=int, default=6)
+    parser.add_argument("--mix", action="store_true", help="mix in the real fixture actors (../shared)")
+    args = parser.parse_args()
+    one, _ = _bars(1, args.bars, mix=False)
+    many, orders = _bars(args.models, args.bars, args.mix)
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"bars measured                 : {args.bars} (after the first)")
+    print(f"1 model,  bar -> all orders   : p50 {statistics.median(one):7.3f} s  p99 {_p(one, 0.99):7.3f} s")
+    print(
+        f"{args.models} models, bar -> all orders : p50 {statistics.median(many):7.3f} s  p99 {_p(many, 0.99):7.3f} s"
+    )
+    print(
+        f"ratio p50 {args.models} / 1            : {statistics.median(many) / statistics.median(one):7.1f}x"
+    )
+    print(f"orders sent ({args.models} models)       : {orders} ({orders / (args.bars + 1):.0f} per bar)")
+    print(f"peak RSS                      : {rss_mib:,.0f} MiB (goal < 4 GB; p99 goal <= 1 s)")
+
+
+if __name__ == "__main__":
+    main()
