@@ -103,16 +103,13 @@ def main() -> None:
     one, _ = _bars(1, args.bars, mix=False)
     many, orders = _bars(args.models, args.bars, args.mix)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"bars measured                 : {args.bars} (after the first)")
-    print(f"1 model,  bar -> all orders   : p50 {statistics.median(one):7.3f} s  p99 {_p(one, 0.99):7.3f} s")
-    print(
-        f"{args.models} models, bar -> all orders : p50 {statistics.median(many):7.3f} s  p99 {_p(many, 0.99):7.3f} s"
-    )
-    print(
-        f"ratio p50 {args.models} / 1            : {statistics.median(many) / statistics.median(one):7.1f}x"
-    )
-    print(f"orders sent ({args.models} models)       : {orders} ({orders / (args.bars + 1):.0f} per bar)")
-    print(f"peak RSS                      : {rss_mib:,.0f} MiB (goal < 4 GB; p99 goal <= 1 s)")
+    n, med = args.models, statistics.median
+    print(f"bars measured: {args.bars} (after the first)")
+    print(f"1 model, bar -> all orders sent: p50 {med(one):.3f} s, p99 {_p(one, 0.99):.3f} s")
+    print(f"{n} models, bar -> all orders sent: p50 {med(many):.3f} s, p99 {_p(many, 0.99):.3f} s")
+    print(f"ratio of the p50s, {n} models / 1: {med(many) / med(one):.1f}x")
+    print(f"orders sent by the {n} models: {orders} ({orders / (args.bars + 1):.0f} per bar)")
+    print(f"peak RSS: {rss_mib:,.0f} MiB (goals: p99 <= 1 s, memory < 4 GB)")
 
 
 if __name__ == "__main__":
