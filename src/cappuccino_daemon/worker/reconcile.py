@@ -53,7 +53,6 @@ from cappuccino_daemon.worker.readopt import readopt_lost
 log = get_logger(__name__)
 
 
-
 @dataclass
 class ReconcileReport:
     resolved: list[str] = field(default_factory=list)
