@@ -34,10 +34,10 @@ class NegativeLow:
 
 
 def test_impossible_bar_from_the_broker_skips_the_cycle(
-    tmp_path: Path, trial7: Model, emulator: EmulatorThread
+    tmp_path: Path, tiny_model: Model, emulator: EmulatorThread
 ) -> None:
     emulator.advance(10)
-    loop = loop_with(tmp_path, trial7, NegativeLow(broker_for(emulator), "ETH"))
+    loop = loop_with(tmp_path, tiny_model, NegativeLow(broker_for(emulator), "ETH"))
     outcome = loop.step()
     assert outcome.kind == "skipped", outcome
     assert (
