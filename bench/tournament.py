@@ -43,7 +43,8 @@ def _models(root: Path, n: int, mix: bool) -> list[tuple[Any, Any]]:
             folder.mkdir()
             for item in real.iterdir():
                 (folder / item.name).symlink_to(item)
-            out.append((load_model_spec(folder, None), load_policy(folder)))
+            tickers = None if real.name == "trial_3358_1h" else list(TICKERS)  # trial_7 trades 3 coins
+            out.append((load_model_spec(folder, tickers), load_policy(folder)))
             continue
         folder = write_trading_stub(root / f"stub{i}_1h", TICKERS)
         out.append((load_model_spec(folder, list(TICKERS)), load_policy(folder)))

@@ -67,3 +67,36 @@ def test_dust_of_several_books_is_not_a_lagging_position(tmp_path: Path, tiny_mo
     reconcile_books(broker, books, BAR)
     assert clock.sleeps == []
     assert all(_held(book)[0] == 0.0 for book in books)
+
+
+def test_the_fee_audit_gives_each_model_its_share_of_the_accounts_cfee(
+    tmp_path: Path, tiny_model: Model
+) -> None:
+    from cappuccino_daemon.worker.executor import OrderLine
+    from cappuccino_daemon.worker.fees_audit import FeeAuditor, FeeBook
+
+    broker = MemoryBroker(start=BAR, fee_pct=Decimal("0.004"))  # the broker charges more than the books
+    clock = FakeClock(BAR)
+    a = _book(tmp_path, "alpha", tiny_model, broker, clock, [0.0, 0.0, 0.0])
+    b = _book(tmp_path, "beta", tiny_model, broker, clock, [0.0, 0.0, 0.0])
+    prices = [60000.0, 3000.0, 80.0]
+    a.executor.execute(BAR, [OrderLine(1, "buy", 0.05, "buy")], prices)
+    b.executor.execute(BAR, [OrderLine(1, "buy", 0.15, "buy")], prices)  # three times alpha's
+    auditor = FeeAuditor(
+        broker,
+        a.journal,
+        tiny_model.spec.profile,
+        TICKERS,
+        [FeeBook(b.journal, tiny_model.spec.profile, TICKERS)],
+    )
+    broker.advance(3600)  # past midnight: the day's CFEE is posted
+    audits = auditor.maybe_run(broker.now())
+    (cfee,) = [x for x in broker.list_activities() if x.kind == "CFEE" and x.symbol == "ETH"]
+    (ea,), (eb,) = a.journal.events("fee_audit"), b.journal.events("fee_audit")
+    total = float(cfee.fee_usd)
+    assert len(audits) == 2
+    assert ea["detail"]["broker_usd"] + eb["detail"]["broker_usd"] == pytest.approx(total, abs=2e-6)
+    assert eb["detail"]["broker_usd"] == pytest.approx(3 * ea["detail"]["broker_usd"], rel=1e-3)
+    assert eb["detail"]["virtual_usd"] == pytest.approx(3 * ea["detail"]["virtual_usd"], rel=1e-3)
+    # each model: its books charged 0.25 %, its share of the broker's 0.4 %: the difference is its own
+    assert ea["detail"]["diff_usd"] == pytest.approx(ea["detail"]["virtual_usd"] * 0.6, rel=1e-3)

@@ -10,7 +10,10 @@ and for every fee day it has not audited yet it compares:
 - ``broker_usd``: the ``CFEE`` of that symbol and day, valued in USD (a coin fee at its price).
 
 Each comparison is journaled as ``fee_audit`` (``status`` shows the totals). CFEE is account-wide:
-with several models or a human on one account, ``broker_usd`` includes their fees too.
+with several models on one account (a tournament) each model is audited against its share of the
+day's CFEE, shared in proportion to the fees its own books charged on that symbol that day (fees are a
+rate on the traded notional, so the split follows each model's fills); a human's trades on the account
+are still inside ``broker_usd``.
 """
 
 from __future__ import annotations
@@ -43,36 +46,70 @@ class FeeAudit:
         return self.broker_usd - self.virtual_usd
 
 
-def compare(
-    activities: Sequence[Activity], our_orders: set[str], profile: EnvProfile, tickers: Sequence[str]
-) -> list[FeeAudit]:
-    """One ``FeeAudit`` per CFEE (day, symbol) of the model's tickers."""
-    virtual: dict[tuple[date, str], Decimal] = {}
+@dataclass(frozen=True)
+class FeeBook:
+    """One model's side of the audit: its journal, its env profile (the rates) and its tickers."""
+
+    journal: Journal
+    profile: EnvProfile
+    tickers: tuple[str, ...]
+
+
+def _virtual(
+    activities: Sequence[Activity], ours: set[str], profile: EnvProfile
+) -> dict[tuple[date, str], Decimal]:
+    """The fees our books charged per (UTC day, symbol) on this model's own fills."""
+    out: dict[tuple[date, str], Decimal] = {}
     for fill in activities:
-        if fill.kind != "FILL" or fill.order_id not in our_orders:
+        if fill.kind != "FILL" or fill.order_id not in ours:
             continue
         rate = profile.buy_cost_pct if fill.side == "buy" else profile.sell_cost_pct
         key = (fill.when.astimezone(UTC).date(), fill.symbol)
-        virtual[key] = virtual.get(key, Decimal(0)) + fill.qty * fill.price * Decimal(str(rate))
-    broker: dict[tuple[date, str], Decimal] = {}
+        out[key] = out.get(key, Decimal(0)) + fill.qty * fill.price * Decimal(str(rate))
+    return out
+
+
+def _booked(activities: Sequence[Activity], symbols: set[str]) -> dict[tuple[date, str], Decimal]:
+    """The broker's CFEE per (UTC day, symbol), in USD."""
+    out: dict[tuple[date, str], Decimal] = {}
     for fee in activities:
-        if fee.kind == "CFEE" and fee.symbol in tickers:
+        if fee.kind == "CFEE" and fee.symbol in symbols:
             day = fee.day or (fee.when.astimezone(UTC) - timedelta(microseconds=1)).date()
-            broker[(day, fee.symbol)] = broker.get((day, fee.symbol), Decimal(0)) + fee.fee_usd
-    return [
-        FeeAudit(day, symbol, float(virtual.get((day, symbol), Decimal(0))), float(usd))
-        for (day, symbol), usd in sorted(broker.items())
-    ]
+            out[(day, fee.symbol)] = out.get((day, fee.symbol), Decimal(0)) + fee.fee_usd
+    return out
+
+
+def compare_books(
+    activities: Sequence[Activity], orders: Sequence[set[str]], books: Sequence[FeeBook]
+) -> list[list[FeeAudit]]:
+    """Per model: one ``FeeAudit`` per CFEE (day, symbol) it traded, against its share of the CFEE."""
+    virtual = [_virtual(activities, ours, book.profile) for ours, book in zip(orders, books, strict=True)]
+    booked = _booked(activities, {t for book in books for t in book.tickers})
+    out: list[list[FeeAudit]] = [[] for _ in books]
+    for (day, symbol), usd in sorted(booked.items()):
+        total = sum((v.get((day, symbol), Decimal(0)) for v in virtual), Decimal(0))
+        for i, (v, book) in enumerate(zip(virtual, books, strict=True)):
+            own = v.get((day, symbol), Decimal(0))
+            if symbol not in book.tickers or (total > 0 and own == 0):
+                continue
+            share = usd if len(books) == 1 or total == 0 else usd * own / total
+            out[i].append(FeeAudit(day, symbol, float(own), float(share)))
+    return out
 
 
 class FeeAuditor:
     """Runs the audit at most once per broker UTC day; a failed read only postpones it."""
 
-    def __init__(self, broker: Broker, journal: Journal, profile: EnvProfile, tickers: Sequence[str]) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        journal: Journal,
+        profile: EnvProfile,
+        tickers: Sequence[str],
+        others: Sequence[FeeBook] = (),
+    ) -> None:
         self.broker = broker
-        self.journal = journal
-        self.profile = profile
-        self.tickers = tuple(tickers)
+        self.books = [FeeBook(journal, profile, tuple(tickers)), *others]
         self._ran_on: date | None = None
 
     def maybe_run(self, broker_now: datetime) -> list[FeeAudit]:
@@ -88,20 +125,31 @@ class FeeAuditor:
         return audits
 
     def run(self) -> list[FeeAudit]:
-        done = {(e["detail"]["day"], e["detail"]["symbol"]) for e in self.journal.events(EVENT)}
-        last = max((d for d, _ in done), default=None)
+        """The fresh audits of every model (the first model's first), each journaled in its journal."""
+        done = [
+            {(e["detail"]["day"], e["detail"]["symbol"]) for e in b.journal.events(EVENT)} for b in self.books
+        ]
+        lasts = [max((d for d, _ in seen), default=None) for seen in done]
+        last = None if None in lasts else min(d for d in lasts if d is not None)
         after = datetime.fromisoformat(last).replace(tzinfo=UTC) if last else None
-        ours = {i.broker_order_id for i in self.journal.intents() if i.broker_order_id}
-        audits = compare(self.broker.list_activities(after=after), ours, self.profile, self.tickers)
-        fresh = [a for a in audits if (a.day.isoformat(), a.symbol) not in done and a.virtual_usd > 0]
-        for audit in fresh:
-            detail = {
-                "day": audit.day.isoformat(),
-                "symbol": audit.symbol,
-                "virtual_usd": round(audit.virtual_usd, 6),
-                "broker_usd": round(audit.broker_usd, 6),
-                "diff_usd": round(audit.diff_usd, 6),
-            }
-            (log.warning if abs(audit.diff_usd) > WARN_USD else log.info)(EVENT, **detail)
-            self.journal.record_event(EVENT, None, detail)
-        return fresh
+        orders = [{i.broker_order_id for i in b.journal.intents() if i.broker_order_id} for b in self.books]
+        per_book = compare_books(self.broker.list_activities(after=after), orders, self.books)
+        fresh_all: list[FeeAudit] = []
+        for book, audits, seen in zip(self.books, per_book, done, strict=True):
+            fresh = [a for a in audits if (a.day.isoformat(), a.symbol) not in seen and a.virtual_usd > 0]
+            for audit in fresh:
+                _record(book.journal, audit)
+            fresh_all += fresh
+        return fresh_all
+
+
+def _record(journal: Journal, audit: FeeAudit) -> None:
+    detail = {
+        "day": audit.day.isoformat(),
+        "symbol": audit.symbol,
+        "virtual_usd": round(audit.virtual_usd, 6),
+        "broker_usd": round(audit.broker_usd, 6),
+        "diff_usd": round(audit.diff_usd, 6),
+    }
+    (log.warning if abs(audit.diff_usd) > WARN_USD else log.info)(EVENT, **detail)
+    journal.record_event(EVENT, None, detail)

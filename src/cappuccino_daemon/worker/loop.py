@@ -32,7 +32,7 @@ from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.states import WORKER_PHASES, CycleStatus, WorkerPhase
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
-from cappuccino_daemon.worker.fees_audit import FeeAuditor
+from cappuccino_daemon.worker.fees_audit import FeeAuditor, FeeBook
 from cappuccino_daemon.worker.metrics import WorkerMetrics
 from cappuccino_daemon.worker.progress import ProgressReport, ProgressTracker
 from cappuccino_daemon.worker.reconcile import Book, reconcile_books
@@ -79,11 +79,8 @@ class WorkerLoop:
         self.status = LoopStatus()
         self._reconciled_for: datetime | None = None
         self.progress = ProgressTracker(cycle.clock.monotonic())
-        # The fee audit compares one model's virtual fees with the account's booked fees; summing a
-        # tournament's models is not built yet, so it runs for a tournament of one only.
-        self.fees = (
-            FeeAuditor(cycle.broker, cycle.journal, cycle.spec.profile, cycle.tickers) if not others else None
-        )
+        others_fees = [FeeBook(c.journal, c.spec.profile, c.tickers) for c in others]
+        self.fees = FeeAuditor(cycle.broker, cycle.journal, cycle.spec.profile, cycle.tickers, others_fees)
 
     # -- signals ----------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -175,8 +172,7 @@ class WorkerLoop:
             for c in self.cycles
         ]
         reconcile_books(self.cycle.broker, books, current)
-        if self.fees is not None:
-            self.fees.maybe_run(broker_now)  # once per broker day: virtual vs booked fees
+        self.fees.maybe_run(broker_now)  # once per broker day: virtual vs booked fees
         for c in self.cycles:
             for old in c.journal.cycles(CycleStatus.EXECUTING):
                 if old.bar_time < current:
