@@ -40,6 +40,9 @@ def test_clamp_shares_splits_a_shortfall_by_holdings() -> None:
     assert clamp_shares([0.6, 0.4], 0.99) == pytest.approx([0.594, 0.396])
     assert clamp_shares([0.0, 0.7], 0.69) == [0.0, 0.69]  # one holder: exactly the broker's
     assert clamp_shares([0.5], 0.25) == [0.25]
+    # Only beta bought since the last reconciliation: the coin fee is its own, alpha's holding stays.
+    assert clamp_shares([0.6, 0.4], 0.999, bought=[0.0, 0.4]) == pytest.approx([0.6, 0.399])
+    assert clamp_shares([0.6, 0.4], 0.997, bought=[0.2, 0.1]) == pytest.approx([0.598, 0.399])
 
 
 def test_the_broker_position_is_checked_against_the_sum_and_the_shortfall_shared(

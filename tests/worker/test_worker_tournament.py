@@ -25,6 +25,7 @@ from cappuccino_daemon.worker.build import WorkerOptions, build_loop
 from cappuccino_daemon.worker.ids import our_prefix
 from cappuccino_daemon.worker.loop import WorkerLoop
 from cappuccino_daemon.worker.metrics import WorkerMetrics
+from cappuccino_daemon.worker.tournament import SharedBars
 
 MODELS = {"alpha_1h": ("BTC", "ETH", "LTC"), "beta_1h": ("BTC", "ETH"), "gamma_1h": ("ETH", "LTC")}
 
@@ -94,7 +95,10 @@ def test_three_models_trade_one_account_with_their_own_books(
         kinds.append(loop.step().kind)
     assert kinds == ["traded"] * 6
     loop.reconcile_now(loop.cycle.broker.now())
-    assert loop.cycle.bar_source is not None and loop.cycle.bar_source.downloads == 6  # type: ignore[attr-defined]
+    shared = loop.cycle.bar_source
+    assert isinstance(shared, SharedBars) and all(c.bar_source is shared for c in loop.cycles)
+    assert shared.downloads == 6  # one download per poll for all three models
+    assert shared.computed == 6 * 3  # BTC, ETH, LTC once per bar, though seven model-tickers read them
     owners = {our_prefix(c.spec.model_id): c for c in loop.cycles}
     assert len(owners) == 3 and len({c.journal.path for c in loop.cycles}) == 3
     orders = all_orders(emulator)
@@ -165,3 +169,42 @@ def test_removing_a_model_leaves_the_others_books_and_its_own_journal_alone(
     beta_account = load_account(b.journal, b.spec.profile.initial_capital, len(b.tickers))
     for symbol, held in zip(b.tickers, beta_account.holdings, strict=True):  # still at the broker
         assert symbol in beta_symbols and float(positions[symbol].qty) >= float(held) * (1 - 1e-6)
+
+
+@dataclass
+class Recording:
+    """Passes the states through and keeps them."""
+
+    inner: Policy
+    states: list[npt.NDArray[np.float32]]
+
+    def act(self, state: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        self.states.append(state.copy())
+        return self.inner.act(state)
+
+
+def test_a_model_sees_the_same_market_alone_and_in_a_tournament(
+    tmp_path: Path, models: dict[str, tuple[ModelSpec, Policy]]
+) -> None:
+    """Shared bars and features change nothing: the market part of every state is bit for bit the one the
+    model builds alone, and its books stay within the clamp rule's rounding (the broker reports one
+    position per symbol, so a model's share of it is computed, in float32 holdings)."""
+    from worker_support import START
+
+    alpha, beta, gamma = models.values()
+    n = len(gamma[0].tickers)
+
+    def states(folder: str, others: list[tuple[ModelSpec, Policy]]) -> list[npt.NDArray[np.float32]]:
+        seen: list[npt.NDArray[np.float32]] = []
+        with EmulatorThread(synthetic_seed=3, start=START) as emu:
+            loop = _loop(tmp_path / folder, emu, [(gamma[0], Recording(gamma[1], seen)), *others])
+            for _ in range(4):
+                next_bar(emu)
+                assert loop.step().kind == "traded"
+        return seen
+
+    alone, together = states("alone", []), states("together", [alpha, beta])
+    assert len(alone) == len(together) == 4
+    for a, t in zip(alone, together, strict=True):
+        assert a[1 + n :].tobytes() == t[1 + n :].tobytes()  # the technical rows: identical
+        assert t[: 1 + n] == pytest.approx(a[: 1 + n], rel=1e-6, abs=1e-6)  # cash and holdings

@@ -12,7 +12,7 @@ are the same bars for all tickers. A timestamp one ticker lacks is dropped for e
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -71,14 +71,28 @@ class FeatureMatrix:
         return self.tech_array[t - lookback + 1 : t + 1][::-1]
 
 
-def feature_matrix(frames: Mapping[str, pd.DataFrame], tickers: Sequence[str]) -> FeatureMatrix:
-    """Features per ticker, then the common timestamps, minus leading warm-up rows (same for all)."""
+FeatureFn = Callable[[str, pd.DataFrame], pd.DataFrame]
+
+
+def ticker_features(_ticker: str, bars: pd.DataFrame) -> pd.DataFrame:
+    """The default ``FeatureFn``: computed afresh for every call."""
+    return compute_features(bars)
+
+
+def feature_matrix(
+    frames: Mapping[str, pd.DataFrame], tickers: Sequence[str], features: FeatureFn = ticker_features
+) -> FeatureMatrix:
+    """Features per ticker, then the common timestamps, minus leading warm-up rows (same for all).
+
+    ``features(ticker, bars)``: ``compute_features`` by default; a tournament passes a memo so that a
+    ticker several models trade is computed once per bar (each ticker's features depend on its own bars
+    only, so the result is the same)."""
     if not tickers:
         raise ValueError("feature_matrix needs at least one ticker")
     absent = [t for t in tickers if t not in frames]
     if absent:
         raise StaleDataError(f"no bars at all for {absent}")
-    feats = {t: compute_features(frames[t]) for t in tickers}
+    feats = {t: features(t, frames[t]) for t in tickers}
     common = feats[tickers[0]].index
     for t in tickers[1:]:
         common = common.intersection(feats[t].index)
@@ -157,6 +171,7 @@ def align_latest(
     *,
     lookback: int,
     max_wait: timedelta = timedelta(minutes=5),
+    features: FeatureFn = ticker_features,
 ) -> Aligned:
     """Trim in-progress bars, insist the newest completed bar exists for every ticker, build features.
 
@@ -194,7 +209,7 @@ def align_latest(
             expected.to_pydatetime(),
             retry_until,
         )
-    matrix = feature_matrix(trimmed, tickers)
+    matrix = feature_matrix(trimmed, tickers, features)
     if len(matrix) < lookback or matrix.times[-1] != expected:
         raise StaleDataError(
             f"only {len(matrix)} aligned feature rows (need {lookback}) ending at "

@@ -217,12 +217,20 @@ def clamp_to_broker(account: AccountState, index: int, broker_qty: float) -> Acc
     return AccountState(account.cash, holdings, np.array(account.cooldown, dtype=np.float32))
 
 
-def clamp_shares(holdings: Sequence[float], broker_qty: float) -> list[float]:
+def clamp_shares(
+    holdings: Sequence[float], broker_qty: float, bought: Sequence[float] | None = None
+) -> list[float]:
     """Each model's holding after the broker's shortfall on one symbol is shared out (many models, one
-    account): in proportion to what each holds, since the fee Alpaca takes in the coin is a fixed share of
-    each buy. A single holder gets exactly the broker's position (the one-model rule)."""
-    total = float(sum(holdings))
+    account). Alpaca takes its fee in the coin, a fixed share of each buy, so the shortfall since the
+    last reconciliation belongs to the models that bought since then, in proportion to what each bought
+    (``bought``); without such buys, in proportion to what each holds. A single holder gets exactly the
+    broker's position (the one-model rule)."""
     holders = [i for i, h in enumerate(holdings) if h > 0]
-    if len(holders) <= 1 or total <= 0:
+    if len(holders) <= 1:
         return [broker_qty if i in holders else float(h) for i, h in enumerate(holdings)]
-    return [float(h) * broker_qty / total for h in holdings]
+    shortfall = float(sum(holdings)) - broker_qty
+    weights = [max(0.0, float(b)) if h > 0 else 0.0 for b, h in zip(bought or [], holdings, strict=False)]
+    if not weights or sum(weights) <= 0:
+        weights = [max(0.0, float(h)) for h in holdings]
+    total = sum(weights)
+    return [max(0.0, float(h) - shortfall * w / total) for h, w in zip(holdings, weights, strict=True)]

@@ -23,7 +23,14 @@ from cappuccino_daemon.errors import InvariantViolation, StaleDataError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
-from cappuccino_daemon.policy.features import Aligned, BarGap, align_latest, floor_time
+from cappuccino_daemon.policy.features import (
+    Aligned,
+    BarGap,
+    FeatureFn,
+    align_latest,
+    floor_time,
+    ticker_features,
+)
 from cappuccino_daemon.policy.ledger import with_cooldown
 from cappuccino_daemon.policy.normaliser import action_norm_vector
 from cappuccino_daemon.policy.planner import plan_step
@@ -91,6 +98,7 @@ class Cycle:
     config: CycleConfig
     pace: BrokerClockRate = field(default_factory=BrokerClockRate)  # the loop feeds it every broker read
     bar_source: BarSource | None = None  # a tournament's shared download (worker/tournament.py)
+    feature_source: FeatureFn | None = None  # and its features computed once per ticker
     _t0: float = field(default=0.0, init=False)
 
     @property
@@ -181,6 +189,7 @@ class Cycle:
                 cfg.timeframe,
                 lookback=self.spec.lookback,
                 max_wait=cfg.gap_wait,
+                features=self.feature_source or ticker_features,
             )
         except BarGap as gap:
             if gap.retry_until is None:

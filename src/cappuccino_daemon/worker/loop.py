@@ -171,7 +171,7 @@ class WorkerLoop:
             Book(c.journal, c.executor, c.spec.model_id, c.tickers, c.spec.profile.initial_capital)
             for c in self.cycles
         ]
-        reconcile_books(self.cycle.broker, books, current)
+        reconcile_books(self.cycle.broker, books, current, since=self._reconciled_for)
         self.fees.maybe_run(broker_now)  # once per broker day: virtual vs booked fees
         for c in self.cycles:
             for old in c.journal.cycles(CycleStatus.EXECUTING):

@@ -27,9 +27,10 @@ Rules:
 
 Many models on one account (a tournament): rules 1-3 and 5 run per model on its own journal; an open
 order with another model's prefix is that model's business. Rule 4 compares the broker position with
-the SUM of the models' virtual holdings; a shortfall is shared out over the holders in proportion to
-their holdings (``ledger.clamp_shares``), each share journaled in that model's journal; what the
-broker holds beyond the sum is foreign and never traded. One model is the special case of one book.
+the SUM of the models' virtual holdings; a shortfall (the coin fee) is shared out over the models that
+bought the symbol since the previous reconciliation, in proportion to what each bought (by holdings
+when none did, e.g. at start) (``ledger.clamp_shares``), each share journaled in that model's journal;
+what the broker holds beyond the sum is foreign and never traded. One model is the special case of one book.
 """
 
 from __future__ import annotations
@@ -95,8 +96,14 @@ def reconcile(
 
 
 def reconcile_books(
-    broker: Broker, books: Sequence[Book], current_bar: datetime | None, fee_tolerance: float = 0.01
+    broker: Broker,
+    books: Sequence[Book],
+    current_bar: datetime | None,
+    fee_tolerance: float = 0.01,
+    since: datetime | None = None,
 ) -> ReconcileReport:
+    """``since``: the bar of the previous reconciliation; buys of that bar on are the ones whose coin
+    fee a shortfall can hold (a tournament shares it by them; None: by holdings)."""
     report = ReconcileReport()
     for book in books:
         _resolve_intents(broker, book.journal, book.executor, current_bar, report)
@@ -106,7 +113,7 @@ def reconcile_books(
     unsettled = {intent.symbol for book in books for intent in book.journal.open_intents()}
     lead = books[0].executor
     positions, lagging = settled_positions(broker, [b.held() for b in books], lead.clock, lead.lag_policy)
-    _positions(positions, books, fee_tolerance, report, unsettled | lagging)
+    _positions(positions, books, fee_tolerance, report, unsettled | lagging, since)
     log.info(
         "reconciled",
         resolved=len(report.resolved),
@@ -206,8 +213,10 @@ def _positions(
     fee_tolerance: float,
     report: ReconcileReport,
     unsettled: set[str],
+    since: datetime | None,
 ) -> None:
     accounts = [load_account(b.journal, b.capital, len(b.tickers)) for b in books]
+    bought = [_bought_since(b.journal, since) for b in books] if len(books) > 1 else [{}]
     changed: set[int] = set()
     symbols = list(dict.fromkeys(t for b in books for t in b.tickers))  # first seen first
     for symbol in symbols:
@@ -228,9 +237,11 @@ def _positions(
                 virtual=virtual,
                 broker=broker_qty,
                 drift=round(drift, 6),
-                rule="clamp virtual to broker" if len(holders) == 1 else "share the shortfall by holdings",
+                rule="clamp virtual to broker" if len(holders) == 1 else "share the shortfall by fresh buys",
             )
-            for (i, j), before, after in zip(holders, held, clamp_shares(held, broker_qty), strict=True):
+            fresh = [bought[i].get(symbol, 0.0) for i, _ in holders]
+            shares = clamp_shares(held, broker_qty, fresh)
+            for (i, j), before, after in zip(holders, held, shares, strict=True):
                 if before > after and drift > fee_tolerance:
                     books[i].journal.record_event(
                         "position_drift",
@@ -254,6 +265,17 @@ def _positions(
     for i in sorted(changed):
         cash, holdings, cooldown = as_tuple(accounts[i])
         books[i].journal.save_account(cash, holdings, cooldown, reason="reconcile_clamp")
+
+
+def _bought_since(journal: Journal, since: datetime | None) -> dict[str, float]:
+    """Coins this model bought from bar ``since`` on, per symbol (nothing when ``since`` is unknown)."""
+    out: dict[str, float] = {}
+    if since is None:
+        return out
+    for intent in journal.intents():
+        if intent.side == "buy" and intent.filled_qty > 0 and intent.bar_time >= since:
+            out[intent.symbol] = out.get(intent.symbol, 0.0) + float(intent.filled_qty)
+    return out
 
 
 def _defer(journals: Sequence[Journal], symbol: str, virtual: float, broker_qty: float) -> None:

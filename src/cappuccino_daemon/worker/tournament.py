@@ -2,7 +2,8 @@
 
 Each model keeps its own cycle (state, actor, plan, executor, journal, ``client_order_id`` prefix, p0
 and profile); the loop runs them one after the other on the same bar. Shared: the broker connection,
-the clock, one bar download per poll for the union of the models' tickers (``SharedBars``), the
+the clock, one bar download per poll for the union of the models' tickers and each ticker's features
+computed once from it (``SharedBars``), the
 reconciliation of positions against the sum of their books (``reconcile.reconcile_books``), one
 heartbeat. A model whose actor raises is skipped for that bar in its own journal (``Cycle._act``); the
 others trade on.
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from cappuccino_daemon.broker.ports import Broker
+from cappuccino_daemon.policy.features import compute_features
 from cappuccino_daemon.worker.cycle import Cycle, CycleOutcome, Kind
 
 # The poll's outcome is the least settled of its models' (a refused or waiting model is retried).
@@ -30,7 +32,9 @@ class SharedBars:
         self.symbols = list(dict.fromkeys(symbols))
         self._key: tuple[timedelta, datetime, datetime] | None = None
         self._frames: dict[str, pd.DataFrame] = {}
+        self._features: dict[tuple[str, int, pd.Timestamp], pd.DataFrame] = {}
         self.downloads = 0
+        self.computed = 0  # tickers' features computed (once per ticker and download)
 
     def __call__(
         self, symbols: list[str], timeframe: timedelta, start: datetime, end: datetime
@@ -39,8 +43,21 @@ class SharedBars:
         if key != self._key or any(s not in self._frames for s in symbols):
             wanted = list(dict.fromkeys([*self.symbols, *symbols]))
             self._frames, self._key = self.broker.get_bars(wanted, timeframe, start, end), key
+            self._features.clear()
             self.downloads += 1
         return {s: self._frames[s] for s in symbols}
+
+    def features(self, ticker: str, bars: pd.DataFrame) -> pd.DataFrame:
+        """``compute_features`` once per ticker of this download: the models that trade a ticker read the
+        same bars trimmed to the same bar, so one computation serves them all."""
+        key = (ticker, len(bars), bars.index[-1]) if len(bars) else None
+        if key is None:
+            return compute_features(bars)
+        found = self._features.get(key)
+        if found is None:
+            found = self._features[key] = compute_features(bars)
+            self.computed += 1
+        return found
 
 
 def combine(cycles: Sequence[Cycle], outcomes: Sequence[CycleOutcome]) -> CycleOutcome:
