@@ -132,6 +132,9 @@ STUB_NET_DIM = 8
 STUB_LOOKBACK = 1
 STUB_NORM_EXPS = {"cash": -12, "stocks": -8, "tech": -15, "reward": -10}  # trial_7's normalisation
 STUB_NORM_ACTION = 10000.0
+# Alpaca's crypto minimum order sizes (as emulator/symbols.py serves them); the stub buys below twice
+# the minimum, so fee or rounding dust it cannot sell never stops it trading.
+STUB_MIN_ORDER = {"BTC": 1e-4, "ETH": 1e-3, "LTC": 1e-2, "AAVE": 1e-2, "AVAX": 0.1, "LINK": 0.1, "UNI": 0.1}
 
 
 def stub_actor(tickers: tuple[str, ...]) -> dict[str, Any]:
@@ -144,10 +147,12 @@ def stub_actor(tickers: tuple[str, ...]) -> dict[str, Any]:
     w0 = torch.zeros(STUB_NET_DIM, state_dim)
     w2 = torch.zeros(STUB_NET_DIM, STUB_NET_DIM)
     w4 = torch.zeros(n, STUB_NET_DIM)
-    for j in range(n):
+    norm_stocks = 2.0 ** STUB_NORM_EXPS["stocks"]
+    for j, ticker in enumerate(tickers):
         w0[j, 1 + j] = 1.0
         w2[j, j] = 1.0
-        w4[j, j] = -1e7
+        # tanh(2 - w * holding_state) turns negative (sell) at twice the coin's minimum order size
+        w4[j, j] = -1.0 / (STUB_MIN_ORDER.get(ticker, 0.1) * norm_stocks)
     return {
         "net.0.weight": w0,
         "net.0.bias": torch.zeros(STUB_NET_DIM),
@@ -162,9 +167,11 @@ def stub_actor(tickers: tuple[str, ...]) -> dict[str, Any]:
 def write_trading_stub(folder: Path, tickers: tuple[str, ...]) -> Path:
     """A trial folder (``actor.pth`` + pinned manifest) whose actor trades every bar, for tests and the soak.
 
-    The weights are set, not trained: for each coin the action is ``tanh(2 - 1e7 * holding_state)``, i.e.
-    buy (about +0.96) while the virtual account holds none of the coin and sell everything (-1) once it
-    holds any, so the worker buys on one bar and sells on the next and both order sides are exercised.
+    The weights are set, not trained: for each coin the action is ``tanh(2 - holding / min_order)``, i.e.
+    buy (about +0.96) while the virtual account holds none of the coin (or only dust below twice the
+    coin's minimum order size, which it could not sell) and sell everything (-1) once it holds a real
+    position, so the worker buys on one bar and sells on the next and both order sides are exercised,
+    for as many bars as the test or soak runs.
     """
     import torch
 
