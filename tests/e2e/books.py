@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # README "Orders and books": Alpaca (and the emulator, taker fee 0.25 %) takes the buy fee in the coin,
 # so after a cycle a virtual holding may sit above the broker position by at most that fee until the
@@ -95,6 +99,18 @@ def read_broker(base_url: str) -> BrokerView:
 
 def _base(symbol: str) -> str:
     return symbol.removesuffix("/USD").removesuffix("USD")
+
+
+def wait_until_quiet(
+    read: Callable[[], T | None], deadline: float, running: Callable[[], bool], log: Path
+) -> T:
+    """Poll ``read`` (a quiet snapshot or None) until it gives one; fail with the daemon's log tail."""
+    snapshot = None
+    while snapshot is None and time.monotonic() < deadline and running():
+        snapshot = read()
+        time.sleep(0.1)
+    assert snapshot is not None, f"the worker was never quiet:\n{log.read_text()[-4000:]}"
+    return snapshot
 
 
 def quiet_snapshot(journal_path: Path, base_url: str) -> tuple[JournalView, BrokerView] | None:

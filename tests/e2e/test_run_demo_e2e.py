@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from books import assert_books_agree, quiet_snapshot
+from books import assert_books_agree, quiet_snapshot, wait_until_quiet
 
 from cappuccino_daemon.demo.layout import demo_model_ready
 
@@ -138,9 +138,8 @@ def _trade_until_books_agree(
     )
     # Not only fills: journal, virtual books and broker agree, read at a quiet instant of the worker.
     (journal_path,) = (state_dir / "journal").glob("*.sqlite")
-    snapshot = None
-    while snapshot is None and time.monotonic() < deadline + 60 and daemon.poll() is None:
-        snapshot = quiet_snapshot(journal_path, f"http://127.0.0.1:{port}")
-        time.sleep(0.1)
-    assert snapshot is not None, f"the worker was never quiet:\n{log_path.read_text()[-4000:]}"
+    url = f"http://127.0.0.1:{port}"
+    snapshot = wait_until_quiet(
+        lambda: quiet_snapshot(journal_path, url), deadline + 60, lambda: daemon.poll() is None, log_path
+    )
     assert_books_agree(*snapshot)

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from books import assert_tournament_books_agree, quiet_tournament_snapshot
+from books import assert_tournament_books_agree, quiet_tournament_snapshot, wait_until_quiet
 from test_run_demo_e2e import RUN_BUDGET_S, _free_port
 
 
@@ -65,11 +65,13 @@ def test_readme_tournament_path_trades_three_demo_trials_on_one_account(tmp_path
         assert daemon.poll() is None, log_path.read_text()[-4000:]
         paths = sorted(journals.glob("*.sqlite"))
         assert len(paths) == 3 and all(_fills(p) > 0 for p in paths), log_path.read_text()[-4000:]
-        snapshot = None
-        while snapshot is None and time.monotonic() < deadline + 60 and daemon.poll() is None:
-            snapshot = quiet_tournament_snapshot(paths, f"http://127.0.0.1:{port}")
-            time.sleep(0.1)
-        assert snapshot is not None, f"the worker was never quiet:\n{log_path.read_text()[-4000:]}"
+        url = f"http://127.0.0.1:{port}"
+        snapshot = wait_until_quiet(
+            lambda: quiet_tournament_snapshot(paths, url),
+            deadline + 60,
+            lambda: daemon.poll() is None,
+            log_path,
+        )
         assert_tournament_books_agree(*snapshot)
         shown = json.loads(run("status", "--config", "config/tournament.toml", "--json").stdout)
         assert shown["running"] is True

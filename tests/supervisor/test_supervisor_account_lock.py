@@ -73,18 +73,24 @@ sys.stdin.read()
 """
 
 
-def test_a_second_daemon_on_the_account_exits_78_before_starting_its_worker(harness: Harness) -> None:
-    path = lock_file("ACC-1", harness.tmp / "locks")
-    write_account_record(harness.state, "ACC-1", path)
-    other_config, other_state = harness.tmp / "other.toml", harness.tmp / "other-state"
-    rival = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path), str(other_config), str(other_state)],
+def _holder(path: Path, config: Path, state: Path) -> subprocess.Popen[str]:
+    """Another process holding the account lock (naming ``config`` and ``state``) until stdin closes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), str(config), str(state)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"  # the barrier
+    return proc
+
+
+def test_a_second_daemon_on_the_account_exits_78_before_starting_its_worker(harness: Harness) -> None:
+    path = lock_file("ACC-1", harness.tmp / "locks")
+    write_account_record(harness.state, "ACC-1", path)
+    other_config, other_state = harness.tmp / "other.toml", harness.tmp / "other-state"
+    rival = _holder(path, other_config, other_state)
     try:
-        assert rival.stdout is not None and rival.stdout.readline().strip() == "held"
         harness.write_config(worker=[FOREVER])
         assert harness.run_to_exit(timeout=60) == 78
         assert not harness.child_events("worker")  # no worker ever started
@@ -102,14 +108,8 @@ def test_a_restarted_supervisor_waits_for_its_previous_worker_to_let_go(harness:
     the next supervisor waits for it instead of giving up with 78 (found by the chaos soak)."""
     path = lock_file("ACC-1", harness.tmp / "locks")
     write_account_record(harness.state, "ACC-1", path)
-    orphan = subprocess.Popen(  # the previous life's worker: same config and state directory as ours
-        [sys.executable, "-c", HOLDER, str(path), str(harness.config), str(harness.state)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    orphan = _holder(path, harness.config, harness.state)  # the previous life's worker: our config, state
     try:
-        assert orphan.stdout is not None and orphan.stdout.readline().strip() == "held"
         harness.write_config(worker=[FOREVER])
         harness.start()
         (pending,) = harness.wait_for(
