@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from books import assert_tournament_books_agree, quiet_tournament_snapshot, wait_until_quiet
 from test_run_demo_e2e import RUN_BUDGET_S, _free_port
 
@@ -77,6 +78,18 @@ def test_readme_tournament_path_trades_three_demo_trials_on_one_account(tmp_path
         assert shown["running"] is True
         assert sorted(m["name"] for m in shown["models"]) == ["t0", "t1", "t2"]
         assert all(m["fills"] > 0 and m["equity"] is not None for m in shown["models"])
+        board = json.loads(run("leaderboard", "--config", "config/tournament.toml", "--json").stdout)
+        assert sorted(r["name"] for r in board) == ["t0", "t1", "t2"]
+        returns = [r["return"] for r in board]
+        assert returns == sorted(returns, reverse=True)  # best first
+        by_name = {m["name"]: m for m in shown["models"]}
+        for r in board:  # the same books as status reads them, and every field of the issue
+            assert r["problem"] is None and r["trades"] >= by_name[r["name"]]["fills"] > 0
+            assert r["objective"] is not None and r["fees_usd"] > 0 and r["max_drawdown"] <= 0
+            assert r["sim_equity"] is not None and r["gap_usd"] == pytest.approx(
+                r["equity"] - r["sim_equity"]
+            )
+            assert r["buy_and_hold_return"] is not None and r["vs_buy_and_hold"] is not None
     finally:
         if daemon.poll() is None:
             daemon.send_signal(signal.SIGINT)

@@ -50,6 +50,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--dpi", type=int, default=100, help="resolution (default 100)")
     r.set_defaults(handler=_run_report)
 
+    lb = sub.add_parser(
+        "leaderboard",
+        help="every model of a tournament side by side",
+        description="Per model: equity, return, max drawdown, Sharpe, trades, fees, return against "
+        "buy-and-hold of its tickers, Optuna objective, and the gap between its live books and the "
+        "training env's books after the same decisions. Reads the config and the journals only.",
+    )
+    lb.add_argument("--config", type=Path, help="daemon TOML (default config/daemon.toml)")
+    lb.add_argument("--json", action="store_true", help="print the rows as JSON (stable keys)")
+    lb.add_argument("--out", type=Path, help="also draw equity curves and gaps into this PNG")
+    lb.add_argument("--sort", default="return", help="return (default), equity, sharpe, max_drawdown, "
+                    "gap_usd, vs_buy_and_hold or name")  # fmt: skip
+    lb.set_defaults(handler=_run_leaderboard)
+
 
 def _pick_model(settings: DaemonSettings, name: str | None) -> ModelEntry:
     """The model ``--model`` names (default: the first); a tournament says which one was drawn."""
@@ -134,3 +148,38 @@ def _run_report(args: argparse.Namespace) -> int:
     tag = f" ({series.label})" if series.label else ""
     print(f"report: {len(series.times)} bars, {len(series.trades)} trades{tag} -> {out}")
     return 0
+
+
+def _run_leaderboard(args: argparse.Namespace) -> int:
+    import json
+
+    from cappuccino_daemon.logsetup import configure_logging
+    from cappuccino_daemon.ops.leaderboard import leaderboard
+
+    configure_logging(level="ERROR")
+    settings = _settings(args.config)
+    rows = leaderboard(settings, sort=args.sort)
+    if args.out is not None:
+        from cappuccino_daemon.ops.leaderboard_plot import render_leaderboard
+
+        render_leaderboard(rows, args.out)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<16} {'equity':>11} {'return':>8} {'max dd':>8} {'sharpe':>7} {'trades':>6} "
+          f"{'fees':>8} {'vs b&h':>9} {'objective':>9} {'live-sim':>9}")  # fmt: skip
+    for r in rows:
+        print(
+            f"{r['name'][:16]:<16} {_num(r['equity'], ',.2f'):>11} {_num(r['return'], '+.2%'):>8} "
+            f"{_num(r['max_drawdown'], '.2%'):>8} {_num(r['sharpe'], '.2f'):>7} {r['trades']:>6} "
+            f"{_num(r['fees_usd'], ',.2f'):>8} {_num(r['vs_buy_and_hold'], '+,.2f'):>9} "
+            f"{_num(r['objective'], '.3f'):>9} {_num(r['gap_usd'], '+,.2f'):>9}"
+            + (f"  ({r['problem']})" if r["problem"] else "")
+        )
+    if args.out is not None:
+        print(f"leaderboard: {len(rows)} models -> {args.out}")
+    return 0
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

@@ -66,6 +66,7 @@ class JournalView:
     tickers: tuple[str, ...] = ()
     p0: tuple[float, ...] | None = None
     p0_bar: datetime | None = None
+    anv: tuple[float, ...] | None = None  # the action normaliser the worker computed at p0 and used
     cycles: list[CycleRow] = field(default_factory=list)
     intent_status: dict[str, int] = field(default_factory=dict)
     fills: list[FillRow] = field(default_factory=list)
@@ -200,6 +201,7 @@ def _read(db: sqlite3.Connection, path: Path, summary: bool) -> JournalView:
         view.tickers = tuple(str(t) for t in json.loads(chosen["tickers"]))
         view.p0 = tuple(float(p) for p in json.loads(chosen["p0"]))
         view.p0_bar = _time(chosen["p0_bar"])
+        view.anv = tuple(float(a) for a in json.loads(chosen["anv"]))
     else:
         view.model_id = latest_model
     view.fees = _fees(db)
