@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "worker",
         help="run the trading worker for the configured models (normally started by `run`)",
         description="Trade the configured model(s) bar by bar: reconcile, decide on each completed bar, "
-        "send orders idempotently, journal everything. Settings come from --config (else the defaults); each flag "
-        "overrides one setting. Exit 78 on configuration/credential problems.",
+        "send orders idempotently, journal everything. Settings come from --config (else the defaults); "
+        "each flag overrides one setting. Exit 78 on configuration/credential problems.",
     )
     p.add_argument("--config", type=Path, help="daemon TOML (default config/daemon.toml when present)")
     _add_setting_flags(p)
