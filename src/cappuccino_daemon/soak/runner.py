@@ -165,6 +165,9 @@ class Daemon:
             return self.proc.wait()
 
 
+LATE_BLOWS_BARS = 10
+
+
 def _schedule(plan: SoakPlan, rng: random.Random) -> list[tuple[float, str]]:
     """(bar position, action) pairs: every kill at a seeded random moment of a random bar."""
     actions = (
@@ -186,8 +189,8 @@ def run_soak(plan: SoakPlan, workdir: Path, say: Callable[[str], None] = print) 
     daemon.start()
     try:
         origin = _wait_for_exchange(daemon, started, plan)
-        _chaos(daemon, plan, rng, origin, result, started, say)
-        _settle(daemon, plan, origin, started)
+        chaos_end = _chaos(daemon, plan, rng, origin, result, started, say)
+        _settle(daemon, plan, chaos_end, started)
         orders, positions = _quiet_read(daemon, plan, started)
     finally:
         daemon.stop()
@@ -234,7 +237,9 @@ def _chaos(
     result: SoakResult,
     started: float,
     say: Callable[[str], None],
-) -> None:
+) -> datetime:
+    """Deliver every scheduled blow; returns the broker time the chaos ended (``bars`` after the start, or
+    a little later when the last blows had to wait for their target)."""
     pending = _schedule(plan, rng)
     end = origin + BAR * plan.bars
     while True:
@@ -246,8 +251,8 @@ def _chaos(
         if not state.get("faults"):  # a restarted exchange forgets run-time faults: give them back
             daemon.send("POST", "/admin/faults", {"faults": fault_rules(plan.fault_rate), "mode": "replace"})
         now = _now(state)
-        if now >= end:
-            return
+        if now >= end and (not pending or now >= end + BAR * LATE_BLOWS_BARS):
+            return now  # a blow still waiting for its target (restarting at the end) gets a few more bars
         # A blow whose target is not running right now (restarting, in backoff) waits for it.
         while pending and origin + BAR * pending[0][0] <= now and _act(daemon, pending[0][1]):
             _, action = pending.pop(0)
@@ -274,10 +279,10 @@ def _act(daemon: Daemon, action: str) -> bool:
     return True
 
 
-def _settle(daemon: Daemon, plan: SoakPlan, origin: datetime, started: float) -> None:
+def _settle(daemon: Daemon, plan: SoakPlan, chaos_end: datetime, started: float) -> None:
     """No more faults; let a few bars pass so the worker reconciles what the chaos left open."""
     daemon.send("DELETE", "/admin/faults", {})
-    end = origin + BAR * (plan.bars + plan.settle_bars)
+    end = chaos_end + BAR * plan.settle_bars
     while (state := daemon.exchange_state()) is None or _now(state) < end:
         _deadline_check(daemon, started, plan, "settling")
         time.sleep(0.1)
