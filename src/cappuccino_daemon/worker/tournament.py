@@ -3,9 +3,8 @@
 Each model keeps its own cycle (state, actor, plan, executor, journal, ``client_order_id`` prefix, p0
 and profile); the loop runs them one after the other on the same bar. Shared: the broker connection,
 the clock, one bar download per poll for the union of the models' tickers and each ticker's features
-computed once from it (``SharedBars``), the
-reconciliation of positions against the sum of their books (``reconcile.reconcile_books``), one
-heartbeat. A model whose actor raises is skipped for that bar in its own journal (``Cycle._act``); the
+computed once from it (``SharedBars``), the reconciliation of positions against the sum of their books
+(``reconcile.reconcile_books``), one heartbeat. A model whose actor raises is skipped for that bar in its own journal (``Cycle._act``); the
 others trade on.
 """
 
