@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-from cappuccino_daemon.atomic import atomic_write_bytes
-from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.ops.journal_view import read_journal
+from cappuccino_daemon.ops.png import pyplot, save_png
 from cappuccino_daemon.ops.series import from_journal
 
 
 def render_leaderboard(rows: list[dict[str, Any]], out: Path, dpi: int = 100) -> Path:
     """Equity curves (models with a journal) and one gap bar per model, written atomically to ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     traded = [r for r in rows if r["journal"] and r["bars"]]
     fig, (eq_ax, gap_ax) = plt.subplots(2, 1, figsize=(11, 8), gridspec_kw={"height_ratios": [3, 1.4]})
     try:
@@ -35,16 +29,7 @@ def render_leaderboard(rows: list[dict[str, Any]], out: Path, dpi: int = 100) ->
         gap_ax.axhline(0.0, color="black", linewidth=0.8)
         gap_ax.set_ylabel("live - sim, USD")
         gap_ax.tick_params(axis="x", labelrotation=45, labelsize="small")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi)
-    finally:
+    except BaseException:
         plt.close(fig)
-    try:
-        atomic_write_bytes(out, buffer.getvalue())
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot write the leaderboard to {out} ({exc.strerror or exc}). Fix: pass --out with a writable "
-            "file path, e.g. --out leaderboard.png."
-        ) from None
-    return out
+        raise
+    return save_png(fig, out, dpi, "leaderboard")

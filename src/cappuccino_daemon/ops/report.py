@@ -1,6 +1,6 @@
 """``report``: one PNG of a run: equity vs buy-and-hold, drawdown, and each ticker's price with its trades.
 
-Matplotlib runs on the Agg backend (no display needed, safe under systemd and in CI).
+Matplotlib runs on the Agg backend (``ops/png.py``: no display needed, safe under systemd and in CI).
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cappuccino_daemon.atomic import atomic_write_bytes
-from cappuccino_daemon.errors import ConfigError
+from cappuccino_daemon.ops.png import pyplot, save_png
 from cappuccino_daemon.ops.series import RunSeries, Trade
 
 MAX_TICKER_PANELS = 12
@@ -23,14 +22,9 @@ MARKERS: tuple[tuple[str, Callable[[Trade], bool], str, str], ...] = (
 
 def render_report(series: RunSeries, out: Path, dpi: int = 100) -> Path:
     """Draw ``series`` into ``out`` (PNG, written atomically) and return the path."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import io
-
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
 
+    plt = pyplot()
     tickers = series.tickers[:MAX_TICKER_PANELS]
     n_rows = 2 + len(tickers)
     heights = [3.0, 1.4] + [1.3] * len(tickers)
@@ -43,19 +37,10 @@ def render_report(series: RunSeries, out: Path, dpi: int = 100) -> Path:
         for ax, ticker in zip(axes[2:], tickers, strict=True):
             _draw_ticker(ax, series, ticker)
         axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(axes[-1].xaxis.get_major_locator()))
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi)
-    finally:
+    except BaseException:
         plt.close(fig)
-    try:
-        atomic_write_bytes(out, buffer.getvalue())
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot write the report to {out} ({exc.strerror or exc}). Fix: pass --out with a writable "
-            "file path, e.g. --out run.png."
-        ) from None
-    return out
+        raise
+    return save_png(fig, out, dpi, "report")
 
 
 def _draw_equity(eq_ax: Any, series: RunSeries) -> None:

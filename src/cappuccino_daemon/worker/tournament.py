@@ -4,8 +4,8 @@ Each model keeps its own cycle (state, actor, plan, executor, journal, ``client_
 and profile); the loop runs them one after the other on the same bar. Shared: the broker connection,
 the clock, one bar download per poll for the union of the models' tickers and each ticker's features
 computed once from it (``SharedBars``), the reconciliation of positions against the sum of their books
-(``reconcile.reconcile_books``), one heartbeat. A model whose actor raises is skipped for that bar in its own journal (``Cycle._act``); the
-others trade on.
+(``reconcile.reconcile_books``), one heartbeat. A model whose actor raises is skipped for that bar in
+its own journal (``Cycle._act``); the others trade on.
 """
 
 from __future__ import annotations
