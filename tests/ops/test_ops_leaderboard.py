@@ -133,3 +133,30 @@ def test_cli_json_and_png(tmp_path: Path) -> None:
         timeout=120,
     )
     assert missing.returncode == 78 and "nope.toml" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "cappuccino_daemon", "leaderboard", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_state_dir_overrides_the_config_and_bad_input_exits_78(tmp_path: Path) -> None:
+    """``--state-dir`` reads the journals there, not the config's; a missing one or a broken TOML is one
+    paragraph and exit 78."""
+    config = _two_model_config(tmp_path)
+    real_state = tmp_path / "state"
+    assert (real_state / "journal").is_dir()
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    config.write_text(config.read_text().replace(str(real_state), str(empty)))
+    rows = {r["name"]: r for r in json.loads(_cli("--config", str(config), "--json").stdout)}
+    assert rows["five"]["equity"] is None and rows["five"]["problem"]  # the config's state has no journal
+    proc = _cli("--config", str(config), "--state-dir", str(real_state), "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert rows["five"]["equity"] == pytest.approx(EQUITY) and rows["five"]["trades"] == 2
+    missing = _cli("--config", str(config), "--state-dir", str(tmp_path / "gone"))
+    assert missing.returncode == 78 and "gone" in missing.stderr and "Traceback" not in missing.stderr
+    config.write_text("[[models]\nname = ")
+    broken = _cli("--config", str(config))
+    assert broken.returncode == 78 and str(config.name) in broken.stderr and "Traceback" not in broken.stderr
