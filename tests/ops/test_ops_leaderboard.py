@@ -160,3 +160,34 @@ def test_cli_state_dir_overrides_the_config_and_bad_input_exits_78(tmp_path: Pat
     config.write_text("[[models]\nname = ")
     broken = _cli("--config", str(config))
     assert broken.returncode == 78 and str(config.name) in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_three_models_sorted_by_return_then_by_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two planned journals that differ only by a known cash slip, and a model with no journal: best
+    return first, the no-journal model last with its config fields; ``gap_usd`` equals minus the slip."""
+    from ops_helpers import ACTOR_BYTES, model_id_for
+
+    import cappuccino_daemon.ops.leaderboard as lb
+
+    monkeypatch.setattr(lb, "model_facts", lambda _entry: FACTS)
+    state = tmp_path / "state"
+    (state / "journal").mkdir(parents=True)
+    text = ""
+    for name, slip in (("idle", None), ("slip", 7.0), ("fresh", 0.0)):
+        folder = tmp_path / "models" / f"{name}_1h"
+        folder.mkdir(parents=True)
+        (folder / "actor.pth").write_bytes(ACTOR_BYTES)
+        if slip is not None:
+            mid = model_id_for(folder)
+            _journal_from_plans(state / "journal" / f"{mid}.sqlite", mid, slip)
+        text += f'[[models]]\nname = "{name}"\ndir = "{folder}"\ncapital = 1000.0\n\n'
+    config = tmp_path / "t.toml"
+    config.write_text(text + f'[paths]\nstate = "{state}"\n', encoding="utf-8")
+    settings = load_settings(config, require_model_dir=False)
+    rows = leaderboard(settings)
+    assert [r["name"] for r in rows] == ["fresh", "slip", "idle"]
+    fresh, slip_row, idle = rows
+    assert fresh["return"] - slip_row["return"] == pytest.approx(7.0 / 1000.0)
+    assert fresh["gap_usd"] == pytest.approx(0.0, abs=1e-9) and slip_row["gap_usd"] == pytest.approx(-7.0)
+    assert idle["equity"] is None and idle["capital"] == 1000.0 and idle["model_id"] is None
+    assert [r["name"] for r in leaderboard(settings, sort="gap_usd")] == ["fresh", "slip", "idle"]
