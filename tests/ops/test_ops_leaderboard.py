@@ -133,3 +133,61 @@ def test_cli_json_and_png(tmp_path: Path) -> None:
         timeout=120,
     )
     assert missing.returncode == 78 and "nope.toml" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "cappuccino_daemon", "leaderboard", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_state_dir_overrides_the_config_and_bad_input_exits_78(tmp_path: Path) -> None:
+    """``--state-dir`` reads the journals there, not the config's; a missing one or a broken TOML is one
+    paragraph and exit 78."""
+    config = _two_model_config(tmp_path)
+    real_state = tmp_path / "state"
+    assert (real_state / "journal").is_dir()
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    config.write_text(config.read_text().replace(str(real_state), str(empty)))
+    rows = {r["name"]: r for r in json.loads(_cli("--config", str(config), "--json").stdout)}
+    assert rows["five"]["equity"] is None and rows["five"]["problem"]  # the config's state has no journal
+    proc = _cli("--config", str(config), "--state-dir", str(real_state), "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert rows["five"]["equity"] == pytest.approx(EQUITY) and rows["five"]["trades"] == 2
+    missing = _cli("--config", str(config), "--state-dir", str(tmp_path / "gone"))
+    assert missing.returncode == 78 and "gone" in missing.stderr and "Traceback" not in missing.stderr
+    config.write_text("[[models]\nname = ")
+    broken = _cli("--config", str(config))
+    assert broken.returncode == 78 and str(config.name) in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_three_models_sorted_by_return_then_by_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two planned journals that differ only by a known cash slip, and a model with no journal: best
+    return first, the no-journal model last with its config fields; ``gap_usd`` equals minus the slip."""
+    from ops_helpers import ACTOR_BYTES, model_id_for
+
+    import cappuccino_daemon.ops.leaderboard as lb
+
+    monkeypatch.setattr(lb, "model_facts", lambda _entry: FACTS)
+    state = tmp_path / "state"
+    (state / "journal").mkdir(parents=True)
+    text = ""
+    for name, slip in (("idle", None), ("slip", 7.0), ("fresh", 0.0)):
+        folder = tmp_path / "models" / f"{name}_1h"
+        folder.mkdir(parents=True)
+        (folder / "actor.pth").write_bytes(ACTOR_BYTES)
+        if slip is not None:
+            mid = model_id_for(folder)
+            _journal_from_plans(state / "journal" / f"{mid}.sqlite", mid, slip)
+        text += f'[[models]]\nname = "{name}"\ndir = "{folder}"\ncapital = 1000.0\n\n'
+    config = tmp_path / "t.toml"
+    config.write_text(text + f'[paths]\nstate = "{state}"\n', encoding="utf-8")
+    settings = load_settings(config, require_model_dir=False)
+    rows = leaderboard(settings)
+    assert [r["name"] for r in rows] == ["fresh", "slip", "idle"]
+    fresh, slip_row, idle = rows
+    assert fresh["return"] - slip_row["return"] == pytest.approx(7.0 / 1000.0)
+    assert fresh["gap_usd"] == pytest.approx(0.0, abs=1e-9) and slip_row["gap_usd"] == pytest.approx(-7.0)
+    assert idle["equity"] is None and idle["capital"] == 1000.0 and idle["model_id"] is None
+    assert [r["name"] for r in leaderboard(settings, sort="gap_usd")] == ["fresh", "slip", "idle"]

@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "training env's books after the same decisions. Reads the config and the journals only.",
     )
     lb.add_argument("--config", type=Path, help="daemon TOML (default config/daemon.toml)")
+    lb.add_argument(
+        "--state-dir", type=Path, help="state directory holding journal/ (default: the config's paths.state)"
+    )
     lb.add_argument("--json", action="store_true", help="print the rows as JSON (stable keys)")
     lb.add_argument("--out", type=Path, help="also draw equity curves and gaps into this PNG")
     lb.add_argument("--sort", default="return", help="return (default), equity, sharpe, max_drawdown, "
@@ -150,6 +153,20 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_state_dir(settings: DaemonSettings, state_dir: Path) -> DaemonSettings:
+    """``--state-dir``: read the journals of another state directory (a copy, a finished run)."""
+    from cappuccino_daemon.errors import ConfigError
+
+    if not state_dir.is_dir():
+        raise ConfigError(
+            f"--state-dir {state_dir}: no such directory. The leaderboard reads each model's journal "
+            "under <state>/journal/; pass the state directory the worker wrote (the config's "
+            "[paths] state), or leave --state-dir out to use the config's."
+        )
+    paths = settings.paths.model_copy(update={"state": state_dir.resolve()})
+    return settings.model_copy(update={"paths": paths})
+
+
 def _run_leaderboard(args: argparse.Namespace) -> int:
     import json
 
@@ -158,6 +175,8 @@ def _run_leaderboard(args: argparse.Namespace) -> int:
 
     configure_logging(level="ERROR")
     settings = _settings(args.config)
+    if args.state_dir is not None:
+        settings = _with_state_dir(settings, args.state_dir)
     rows = leaderboard(settings, sort=args.sort)
     if args.out is not None:
         from cappuccino_daemon.ops.leaderboard_plot import render_leaderboard
