@@ -194,6 +194,10 @@ def test_a_model_sees_the_same_market_alone_and_in_a_tournament(
     alpha, beta, gamma = models.values()
     n = len(gamma[0].tickers)
 
+    twin = write_stub_model(tmp_path / "twin_1h", gamma[0].tickers)  # gamma's coins, its own books
+    delta = (load_model_spec(twin, list(gamma[0].tickers)), load_policy(twin))
+    matrices = []
+
     def states(folder: str, others: list[tuple[ModelSpec, Policy]]) -> list[npt.NDArray[np.float32]]:
         seen: list[npt.NDArray[np.float32]] = []
         with EmulatorThread(synthetic_seed=3, start=START) as emu:
@@ -201,9 +205,13 @@ def test_a_model_sees_the_same_market_alone_and_in_a_tournament(
             for _ in range(4):
                 next_bar(emu)
                 assert loop.step().kind == "traded"
+            if others:
+                assert isinstance(loop.cycle.bar_source, SharedBars)
+                matrices.append(loop.cycle.bar_source.aligned_built)
         return seen
 
-    alone, together = states("alone", []), states("together", [alpha, beta])
+    alone, together = states("alone", []), states("together", [alpha, beta, delta])
+    assert matrices == [4 * 3]  # four models, three ticker lists: gamma and its twin share one matrix
     assert len(alone) == len(together) == 4
     for a, t in zip(alone, together, strict=True):
         assert a[1 + n :].tobytes() == t[1 + n :].tobytes()  # the technical rows: identical

@@ -161,7 +161,7 @@ def build_loop(
     if others:
         shared = SharedBars(broker, [t for c in cycles for t in c.tickers])
         for c in cycles:
-            c.bar_source, c.feature_source = shared, shared.features
+            c.bar_source, c.aligner = shared, shared.aligned
     heartbeat = opts.heartbeat_file or StateLayout(opts.state_dir).heartbeat
     return WorkerLoop(cycles[0], heartbeat, opts.poll_interval_s, opts.max_cycles, stop, others=cycles[1:])
 

@@ -8,10 +8,10 @@ then the bar is skipped (journaled), bad data (NaN, stale) skips the bar, a cloc
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,36 @@ log = get_logger(__name__)
 
 Kind = Literal["traded", "idle", "waiting", "skipped", "refused"]
 BarSource = Callable[[list[str], timedelta, datetime, datetime], dict[str, pd.DataFrame]]
+
+
+def check_and_align(
+    frames: dict[str, pd.DataFrame],
+    tickers: Sequence[str],
+    now: datetime,
+    timeframe: timedelta,
+    *,
+    lookback: int,
+    max_wait: timedelta,
+    features: FeatureFn = ticker_features,
+) -> Aligned:
+    """The impossible-bar rule (the same as replay's and the emulator's CSVs), then ``align_latest``."""
+    check_fetched_bars(frames)
+    return align_latest(
+        frames, tickers, now, timeframe, lookback=lookback, max_wait=max_wait, features=features
+    )
+
+
+class Aligner(Protocol):
+    def __call__(
+        self,
+        frames: dict[str, pd.DataFrame],
+        tickers: Sequence[str],
+        now: datetime,
+        timeframe: timedelta,
+        *,
+        lookback: int,
+        max_wait: timedelta,
+    ) -> Aligned: ...
 
 
 class ClockSkewError(StaleDataError):
@@ -98,7 +128,7 @@ class Cycle:
     config: CycleConfig
     pace: BrokerClockRate = field(default_factory=BrokerClockRate)  # the loop feeds it every broker read
     bar_source: BarSource | None = None  # a tournament's shared download (worker/tournament.py)
-    feature_source: FeatureFn | None = None  # and its features computed once per ticker
+    aligner: Aligner = check_and_align  # a tournament's: one matrix per ticker list (worker/tournament.py)
     _t0: float = field(default=0.0, init=False)
 
     @property
@@ -181,15 +211,13 @@ class Cycle:
         start = bar - cfg.timeframe * cfg.history_bars
         frames = (self.bar_source or self.broker.get_bars)(list(self.tickers), cfg.timeframe, start, now)
         try:
-            check_fetched_bars(frames)  # the same impossible-bar rule as replay and the emulator's CSVs
-            aligned = align_latest(
+            aligned = self.aligner(
                 frames,
                 self.tickers,
                 now - timedelta(seconds=cfg.grace_s),
                 cfg.timeframe,
                 lookback=self.spec.lookback,
                 max_wait=cfg.gap_wait,
-                features=self.feature_source or ticker_features,
             )
         except BarGap as gap:
             if gap.retry_until is None:

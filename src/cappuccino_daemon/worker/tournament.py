@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from cappuccino_daemon.broker.ports import Broker
-from cappuccino_daemon.policy.features import compute_features
-from cappuccino_daemon.worker.cycle import Cycle, CycleOutcome, Kind
+from cappuccino_daemon.policy.features import Aligned, compute_features
+from cappuccino_daemon.worker.cycle import Cycle, CycleOutcome, Kind, check_and_align
 
 # The poll's outcome is the least settled of its models' (a refused or waiting model is retried).
 _RANK: dict[Kind, int] = {"refused": 0, "waiting": 1, "traded": 2, "skipped": 3, "idle": 4}
@@ -32,8 +32,10 @@ class SharedBars:
         self._key: tuple[timedelta, datetime, datetime] | None = None
         self._frames: dict[str, pd.DataFrame] = {}
         self._features: dict[tuple[str, int, pd.Timestamp], pd.DataFrame] = {}
+        self._aligned: dict[tuple[tuple[str, ...], datetime, timedelta, int, timedelta], Aligned] = {}
         self.downloads = 0
         self.computed = 0  # tickers' features computed (once per ticker and download)
+        self.aligned_built = 0  # feature matrices built (once per ticker list, bar and lookback)
 
     def __call__(
         self, symbols: list[str], timeframe: timedelta, start: datetime, end: datetime
@@ -43,6 +45,7 @@ class SharedBars:
             wanted = list(dict.fromkeys([*self.symbols, *symbols]))
             self._frames, self._key = self.broker.get_bars(wanted, timeframe, start, end), key
             self._features.clear()
+            self._aligned.clear()
             self.downloads += 1
         return {s: self._frames[s] for s in symbols}
 
@@ -56,6 +59,29 @@ class SharedBars:
         if found is None:
             found = self._features[key] = compute_features(bars)
             self.computed += 1
+        return found
+
+    def aligned(
+        self,
+        frames: dict[str, pd.DataFrame],
+        tickers: Sequence[str],
+        now: datetime,
+        timeframe: timedelta,
+        *,
+        lookback: int,
+        max_wait: timedelta,
+    ) -> Aligned:
+        """``check_and_align`` once per ticker list of this download: models that trade the same coins
+        in the same order with the same lookback read one matrix (a tournament of one study mostly
+        does). Refusals are not kept: each model raises its own and journals its own skip."""
+        key = (tuple(tickers), now, timeframe, lookback, max_wait)
+        found = self._aligned.get(key)
+        if found is None:
+            found = check_and_align(
+                frames, tickers, now, timeframe, lookback=lookback, max_wait=max_wait, features=self.features
+            )
+            self._aligned[key] = found
+            self.aligned_built += 1
         return found
 
 
