@@ -57,6 +57,45 @@ ProfileName = Literal["finrl-crypto", "cappuccino-nov2025"]
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 
 
+class RiskLimits(_Section):
+    """One model's risk limits (``[risk]`` defaults, a ``[[models]]`` table's ``risk`` overrides).
+
+    Fractions, not dollars, so one ``[risk]`` table fits models of any capital. A breach of
+    ``max_drawdown`` (from the sub-account's peak equity) or ``daily_loss`` (from its equity at the
+    first decision of the UTC day) halts the model until ``cappuccino-paper resume-model NAME``; the
+    order limits cut single orders and never halt.
+    """
+
+    max_drawdown: float | None = Field(default=None, gt=0, lt=1, description="0.2: halt 20 % below peak.")
+    daily_loss: float | None = Field(default=None, gt=0, lt=1, description="0.05: halt at -5 % today.")
+    max_position_fraction: float | None = Field(
+        default=None, gt=0, le=1, description="Cap a buy so one coin is at most this share of equity."
+    )
+    max_orders_per_bar: int | None = Field(default=None, ge=0, description="Orders past this are cut.")
+    max_notional_per_order: float | None = Field(default=None, gt=0, description="USD cap of one buy.")
+    on_breach: Literal["halt", "flatten"] = Field(
+        default="halt", description="halt: no new buys, sells allowed; flatten: sell everything, then halt."
+    )
+
+
+NO_LIMITS = RiskLimits()
+
+
+class RiskSection(RiskLimits):
+    """``[risk]``: every model's default limits, and the account's own floor."""
+
+    min_account_equity: float | None = Field(
+        default=None, ge=0, description="USD; below it every model halts (the account as a whole)."
+    )
+
+    def for_model(self, overrides: RiskLimits | None) -> RiskLimits:
+        """These defaults with a model's own keys on top (only the keys its table sets)."""
+        base = self.model_dump(exclude={"min_account_equity"})
+        if overrides is not None:
+            base.update(overrides.model_dump(include=overrides.model_fields_set))
+        return RiskLimits(**base)
+
+
 class ModelSection(_Section):
     """``[model]``: the one model of a tournament of one."""
 
@@ -66,6 +105,7 @@ class ModelSection(_Section):
     capital: float | None = Field(
         default=None, gt=0, description="Virtual sub-account USD; None: the profile's initial capital."
     )
+    risk: RiskLimits | None = Field(default=None, description="This model's own limits over [risk].")
 
 
 class TournamentEntry(ModelSection):
@@ -87,15 +127,17 @@ class ModelEntry:
     capital: float | None = None
     tickers: tuple[str, ...] | None = None
     profile: str | None = None
+    risk: RiskLimits = NO_LIMITS  # [risk] with the model's own overrides applied
 
 
-def _entry(section: ModelSection, name: str | None) -> ModelEntry:
+def _entry(section: ModelSection, name: str | None, risk: RiskSection) -> ModelEntry:
     return ModelEntry(
-        name=name or Path(section.dir).name or str(section.dir),
+        name=name or Path(section.dir).name or str(section.dir),  # as _resolved_entry names it
         dir=Path(section.dir),
         capital=section.capital,
         tickers=tuple(section.tickers) if section.tickers else None,
         profile=section.profile,
+        risk=risk.for_model(section.risk),
     )
 
 
@@ -258,6 +300,7 @@ class DaemonSettings(BaseSettings):
     paths: PathsSection = PathsSection()
     logging: LoggingSection = LoggingSection()
     metrics: MetricsSection = MetricsSection()
+    risk: RiskSection = RiskSection()
     source_file: Path | None = None
     file_data: ClassVar[dict[str, Any] | None] = None  # the parsed TOML (see ``_from_file``)
 
@@ -282,8 +325,8 @@ class DaemonSettings(BaseSettings):
     def models_list(self) -> tuple[ModelEntry, ...]:
         """Every model of the tournament in file order; a ``[model]`` is a tournament of one."""
         if self.models is not None:
-            return tuple(_entry(m, m.name) for m in self.models)
-        return (_entry(self.model, None),) if self.model is not None else ()
+            return tuple(_entry(m, m.name, self.risk) for m in self.models)
+        return (_entry(self.model, None, self.risk),) if self.model is not None else ()
 
     def only_model(self) -> ModelEntry:
         """The model of a tournament of one; a ConfigError for commands that serve one model only."""
@@ -523,7 +566,7 @@ def _build(label: Path, file_data: dict[str, Any] | None, **init: Any) -> Daemon
 
 def _resolved_entry(root: Path, entry: TournamentEntry) -> TournamentEntry:
     """The name is fixed from the dir as written, before a symlink (``demo/best_model``) is followed."""
-    name = _entry(entry, entry.name).name
+    name = entry.name or Path(entry.dir).name or str(entry.dir)
     return entry.model_copy(update={"dir": _resolve(root, entry.dir), "name": name})
 
 

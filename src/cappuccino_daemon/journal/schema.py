@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS events (
     kind            TEXT NOT NULL,
     detail          TEXT NOT NULL DEFAULT '{}'
 );
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, id);
 
 -- Final fills booked into the virtual account (one per order: market orders fill once, finally).
 CREATE TABLE IF NOT EXISTS fills (

@@ -154,6 +154,10 @@ class Journal:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row["value"])
 
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     # -- normaliser -------------------------------------------------------------------------------
     def get_normaliser(self, model_id: str) -> NormaliserRecord | None:
         row = self._db.execute("SELECT * FROM normaliser WHERE model_id=?", (model_id,)).fetchone()
@@ -439,6 +443,14 @@ class Journal:
         else:
             rows = self._db.execute("SELECT * FROM events WHERE kind=? ORDER BY id", (kind,))
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    def last_event(self, kinds: Sequence[str]) -> dict[str, Any] | None:
+        """The newest event of any of ``kinds`` (a halt and its resume, say), or None."""
+        marks = ", ".join("?" for _ in kinds)
+        row = self._db.execute(
+            f"SELECT * FROM events WHERE kind IN ({marks}) ORDER BY id DESC LIMIT 1", tuple(kinds)
+        ).fetchone()
+        return None if row is None else {**dict(row), "detail": json.loads(row["detail"])}
 
 
 def _insert_event(

@@ -13,7 +13,14 @@ from cappuccino_daemon.bars import timeframe_delta
 from cappuccino_daemon.broker.factory import open_broker
 from cappuccino_daemon.broker.ports import Broker
 from cappuccino_daemon.clock import Clock, SystemClock
-from cappuccino_daemon.config import DaemonSettings, ModelEntry, SupervisorSection, WorkerSection
+from cappuccino_daemon.config import (
+    NO_LIMITS,
+    DaemonSettings,
+    ModelEntry,
+    RiskLimits,
+    SupervisorSection,
+    WorkerSection,
+)
 from cappuccino_daemon.errors import ConfigError, TransientBrokerError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.layout import StateLayout
@@ -25,6 +32,7 @@ from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.cycle import Cycle, CycleConfig
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.loop import WorkerLoop
+from cappuccino_daemon.worker.riskguard import RiskGuard
 from cappuccino_daemon.worker.tournament import SharedBars
 
 log = get_logger(__name__)
@@ -63,6 +71,8 @@ class WorkerOptions:
     model_name: str = ""
     models: tuple[ModelEntry, ...] = ()  # a tournament: every model; empty: the one model above
     config_file: Path | None = None  # named in the account lock, for a second trader's refusal
+    risk: RiskLimits = NO_LIMITS  # the single model's limits (a tournament's are in ``models``)
+    min_account_equity: float | None = None  # [risk]: below it every model halts
     lock_dir: Path | None = None  # [paths] locks; None: the host default (accountlock.py)
 
 
@@ -96,6 +106,8 @@ def worker_options(
         capital=model.capital,
         model_name=model.name,
         models=models,
+        risk=model.risk,
+        min_account_equity=settings.risk.min_account_equity,
         config_file=settings.source_file,
         lock_dir=settings.paths.locks,
         state_dir=Path(settings.paths.state).resolve(),
@@ -158,12 +170,19 @@ def build_loop(
     clock = clock or SystemClock()
     stop = stop or threading.Event()  # shared: SIGTERM stops the loop and cuts a cycle's waits short
     cycles = [_cycle(opts, s, p, broker, clock, stop) for s, p in [(spec, policy), *others]]
+    limits = [e.risk for e in model_entries(opts)]
+    if len(limits) != len(cycles):  # options built by hand (tests, benches): the one [risk] for all
+        limits = [opts.risk] * len(cycles)
+    for c, lim in zip(cycles, limits, strict=True):
+        c.risk = RiskGuard(c.journal, c.spec.model_id, lim, c.config.timeframe)
     if others:
         shared = SharedBars(broker, [t for c in cycles for t in c.tickers])
         for c in cycles:
             c.bar_source, c.aligner = shared, shared.aligned
     heartbeat = opts.heartbeat_file or StateLayout(opts.state_dir).heartbeat
-    return WorkerLoop(cycles[0], heartbeat, opts.poll_interval_s, opts.max_cycles, stop, others=cycles[1:])
+    loop = WorkerLoop(cycles[0], heartbeat, opts.poll_interval_s, opts.max_cycles, stop, others=cycles[1:])
+    loop.account_floor = opts.min_account_equity
+    return loop
 
 
 def _cycle(
@@ -198,7 +217,7 @@ def model_entries(opts: WorkerOptions) -> tuple[ModelEntry, ...]:
     if opts.models:
         return opts.models
     name = opts.model_name or opts.model_dir.name
-    return (ModelEntry(name, opts.model_dir, opts.capital, opts.tickers, opts.profile),)
+    return (ModelEntry(name, opts.model_dir, opts.capital, opts.tickers, opts.profile, opts.risk),)
 
 
 def entry_options(opts: WorkerOptions, entry: ModelEntry) -> WorkerOptions:
@@ -209,6 +228,7 @@ def entry_options(opts: WorkerOptions, entry: ModelEntry) -> WorkerOptions:
         profile=entry.profile,
         capital=entry.capital,
         model_name=entry.name,
+        risk=entry.risk,
     )
 
 

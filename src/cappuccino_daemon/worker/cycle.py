@@ -40,6 +40,7 @@ from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.crashpoints import crash_point
 from cappuccino_daemon.worker.executor import ExecutionReport, Executor, OrderLine
 from cappuccino_daemon.worker.pace import BrokerClockRate
+from cappuccino_daemon.worker.riskguard import RiskGuard
 
 log = get_logger(__name__)
 
@@ -128,6 +129,7 @@ class Cycle:
     config: CycleConfig
     pace: BrokerClockRate = field(default_factory=BrokerClockRate)  # the loop feeds it every broker read
     bar_source: BarSource | None = None  # a tournament's shared download (worker/tournament.py)
+    risk: RiskGuard | None = None  # the model's limits between its plan and its orders
     aligner: Aligner = check_and_align  # a tournament's: one matrix per ticker list (worker/tournament.py)
     _t0: float = field(default=0.0, init=False)
 
@@ -181,13 +183,18 @@ class Cycle:
         except InvariantViolation as exc:
             return self._skip(bar, f"refused: {exc}")
         plan = plan_step(raw, account, prices, anv, self.spec.profile)
-        lines = [OrderLine(o.index, o.side, o.qty, o.kind) for o in plan.orders]
+        orders, limits = plan.orders, None
+        if self.risk is not None:
+            orders, limits = self.risk.screen(bar, orders, prices, account)
+        lines = [OrderLine(o.index, o.side, o.qty, o.kind) for o in orders]
         plan_json: dict[str, Any] = {
             "prices": prices.tolist(),
             "scaled_action": [float(x) for x in plan.scaled_action],
             "orders": [{"index": o.index, "side": o.side, "qty": o.qty, "kind": o.kind} for o in lines],
             "dropped_gaps": {t: [x.isoformat() for x in v][-5:] for t, v in aligned.matrix.dropped.items()},
         }
+        if limits is not None and (limits["halted"] or limits["cuts"]):
+            plan_json["risk"] = limits
         self.journal.begin_cycle(
             bar,
             self.spec.model_id,

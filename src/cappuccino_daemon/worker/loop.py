@@ -29,6 +29,7 @@ from cappuccino_daemon.errors import (
 )
 from cappuccino_daemon.heartbeat import Heartbeat, write_heartbeat
 from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.policy.risk import Breach
 from cappuccino_daemon.states import WORKER_PHASES, CycleStatus, WorkerPhase
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
@@ -36,6 +37,7 @@ from cappuccino_daemon.worker.fees_audit import FeeAuditor, FeeBook
 from cappuccino_daemon.worker.metrics import WorkerMetrics
 from cappuccino_daemon.worker.progress import ProgressReport, ProgressTracker
 from cappuccino_daemon.worker.reconcile import Book, reconcile_books
+from cappuccino_daemon.worker.riskguard import current_halt
 from cappuccino_daemon.worker.tournament import combine
 
 log = get_logger(__name__)
@@ -78,6 +80,8 @@ class WorkerLoop:
         self.stop = stop or threading.Event()
         self.status = LoopStatus()
         self._reconciled_for: datetime | None = None
+        self.account_floor: float | None = None  # [risk] min_account_equity
+        self._floor_checked_for: datetime | None = None
         self.progress = ProgressTracker(cycle.clock.monotonic())
         others_fees = [FeeBook(c.journal, c.spec.profile, c.tickers) for c in others]
         self.fees = FeeAuditor(cycle.broker, cycle.journal, cycle.spec.profile, cycle.tickers, others_fees)
@@ -212,13 +216,29 @@ class WorkerLoop:
         return any(e is None or e.status == CycleStatus.EXECUTING for e in existing)
 
     def _run_models(self, broker_now: datetime, read_at: float) -> CycleOutcome:
+        self._check_account_floor(self.cycle.expected_bar(broker_now))
         outcomes = [c.run(broker_now, read_at) for c in self.cycles]
         if self.metrics.enabled:
             for c, o in zip(self.cycles, outcomes, strict=True):
                 if o.kind in ("traded", "skipped") and o.bar is not None:
                     statuses = [i.status for i in c.journal.intents(o.bar)]
-                    self.metrics.record_model(c.spec.model_id, o.equity, statuses)
+                    halted = c.risk is not None and current_halt(c.journal) is not None
+                    self.metrics.record_model(c.spec.model_id, o.equity, statuses, halted)
         return combine(self.cycles, outcomes)
+
+    def _check_account_floor(self, bar: datetime) -> None:
+        """``min_account_equity``: once per bar, the broker's equity; below the floor every model halts."""
+        floor = self.account_floor
+        if floor is None or bar == self._floor_checked_for:
+            return
+        equity = self.cycle.broker.get_account().equity
+        self._floor_checked_for = bar
+        if equity >= floor:
+            return
+        breach = Breach("min_account_equity", equity, floor)
+        for c in self.cycles:
+            if c.risk is not None:
+                c.risk.halt(bar, breach, equity)
 
     def step(self) -> CycleOutcome:
         """One poll: reconcile if a new bar is due, run the cycle, publish the heartbeat."""

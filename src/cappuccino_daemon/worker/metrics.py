@@ -126,6 +126,12 @@ class WorkerMetrics:
                 ["model"],
                 registry=registry,
             ),
+            "model_halted": Gauge(
+                "cappuccino_model_halted",
+                "1 while a risk limit halts the model (cleared by resume-model).",
+                ["model"],
+                registry=registry,
+            ),
             "model_orders": Counter(
                 "cappuccino_model_orders",
                 "Order outcomes per model.",
@@ -178,10 +184,13 @@ class WorkerMetrics:
         for status in order_statuses:
             self.order(status)
 
-    def record_model(self, model: str, equity: float | None, order_statuses: Iterable[str]) -> None:
-        """One model's processed bar: its equity and its intents' final statuses."""
+    def record_model(
+        self, model: str, equity: float | None, order_statuses: Iterable[str], halted: bool = False
+    ) -> None:
+        """One model's processed bar: its equity, whether a risk limit halts it, its intents' statuses."""
         if self._m is None:
             return
+        self._m["model_halted"].labels(model=model).set(1.0 if halted else 0.0)
         if equity is not None:
             self._m["model_equity"].labels(model=model).set(float(equity))
         for status in order_statuses:
