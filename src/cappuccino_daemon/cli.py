@@ -26,7 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cappuccino_daemon.emulator.commands",  # emulator
     "cappuccino_daemon.model.commands",  # inspect, validate, trials, trial-metadata
     "cappuccino_daemon.demo.commands",  # demo
-    "cappuccino_daemon.ops.commands",  # status, report
+    "cappuccino_daemon.ops.commands",  # status, report, leaderboard
+    "cappuccino_daemon.ops.resume",  # resume-model
     "cappuccino_daemon.soak.commands",  # soak
 )
 

@@ -120,6 +120,7 @@ def test_three_models_trade_one_account_with_their_own_books(
     for c in loop.cycles:  # one equity series and filled-order count per model
         assert f'cappuccino_model_equity_usd{{model="{c.spec.model_id}"}}' in text
         filled = sum(1 for i in c.journal.intents() if i.status == "filled")
+        assert f'cappuccino_model_halted{{model="{c.spec.model_id}"}} 0.0' in text
         assert (
             f'cappuccino_model_orders_total{{model="{c.spec.model_id}",outcome="filled"}} {filled:.1f}'
             in text

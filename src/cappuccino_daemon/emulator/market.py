@@ -70,6 +70,7 @@ class Market:
         self._source_step_ns = int(step.total_seconds() * NS)
         self.step_ns = MINUTE_NS if synthetic is not None else self._source_step_ns
         self._minute_cache: dict[tuple[str, int], np.ndarray] = {}
+        self._shocks: dict[str, list[tuple[int, float]]] = {}  # base → (from open time ns, factor)
         self.description = description
         bases = synthetic.bases if synthetic is not None else tuple(sorted(self._series))
         self.bases: frozenset[str] = frozenset(bases)
@@ -109,6 +110,31 @@ class Market:
         lasts = [int(w.times[-1]) for w in self._series.values() if len(w)]
         return from_ns(max(lasts)) if lasts else None
 
+    def shock(self, base: str, factor: float, now: datetime) -> datetime:
+        """Scale ``base``'s prices by ``factor`` from the source bar forming at ``now`` on (bars that
+        closed before stay as served: history is never rewritten). For tests and drills through
+        ``POST /admin/shock``; kept in memory only, so a restarted emulator serves the unshocked market."""
+        if not (factor > 0 and np.isfinite(factor)):
+            raise ValueError(f"a price shock factor must be a positive number, not {factor!r}")
+        if base not in self.bases:
+            raise ValueError(f"no market for {base!r} (symbols: {', '.join(self.ordered_bases)})")
+        step = self._source_step_ns
+        origin = self._synthetic.start.value if self._synthetic is not None else 0
+        start = (to_ns(now) - origin) // step * step + origin
+        self._shocks.setdefault(base, []).append((start, float(factor)))
+        return from_ns(start)
+
+    def _shocked(self, base: str, window: BarWindow) -> BarWindow:
+        shocks = self._shocks.get(base)
+        if not shocks or not len(window):
+            return window
+        scale = np.ones(len(window))
+        for start, factor in shocks:
+            scale[window.times >= start] *= factor
+        data = window.data.copy()
+        data[:4] *= scale  # open, high, low, close; volume stays
+        return BarWindow(window.times, data)
+
     def _source(self, base: str, now_ns: int) -> BarWindow:
         """Every source bar (hourly for the synthetic market) of ``base`` closed by ``now_ns``."""
         step = self._source_step_ns
@@ -116,12 +142,13 @@ class Market:
             gen = self._synthetic
             n_closed = max(0, int((now_ns - gen.start.value) // step))  # bars with open + step <= now
             gen.ensure(n_closed)
-            return BarWindow(gen.times_ns(len(gen))[:n_closed], gen.arrays(base)[:, :n_closed])
-        window = self._series.get(base)
-        if window is None:
+            window = BarWindow(gen.times_ns(len(gen))[:n_closed], gen.arrays(base)[:, :n_closed])
+            return self._shocked(base, window)
+        series = self._series.get(base)
+        if series is None:
             return BarWindow(np.empty(0, dtype=np.int64), np.empty((5, 0)))
-        cut = int(np.searchsorted(window.times, now_ns - step, side="right"))
-        return BarWindow(window.times[:cut], window.data[:, :cut])
+        cut = int(np.searchsorted(series.times, now_ns - step, side="right"))
+        return self._shocked(base, BarWindow(series.times[:cut], series.data[:, :cut]))
 
     def _block_minutes(self, base: str, block: int) -> np.ndarray:
         """Minute bars of the 24 hours of minute block ``block`` (cached; generated together)."""
@@ -160,7 +187,7 @@ class Market:
         block_ns = HOURS_PER_MINUTE_BLOCK * hour
         times = origin + first_block * block_ns + np.arange(data.shape[1], dtype=np.int64) * MINUTE_NS
         keep = (times >= start_ns) & (times <= last_open)
-        return BarWindow(times[keep], data[:, keep])
+        return self._shocked(base, BarWindow(times[keep], data[:, keep]))
 
     def latest(self, base: str, now: datetime) -> tuple[int, np.ndarray] | None:
         """(open time ns, [o, h, l, c, v]) of the newest closed finest bar, or None before the first."""

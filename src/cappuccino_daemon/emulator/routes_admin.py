@@ -4,6 +4,8 @@
 - ``POST /admin/clock/advance`` ``{"seconds": 3600}`` or ``{"to": "2024-01-02T00:00:00Z"}``.
 - ``GET/POST/DELETE /admin/faults``: ``{"faults": ["orders_submit:503:1:2", {...}],
   "mode": "replace"|"add"}``.
+- ``POST /admin/shock`` ``{"symbol": "BTC", "factor": 0.5}``: prices × factor from the forming bar on
+  (a drill for risk limits; in memory only).
 - ``GET /healthz``.
 """
 
@@ -88,6 +90,18 @@ async def faults(request: Request, ex: Exchange) -> Response:
     return json_response({"faults": [r.to_json() for r in ex.faults.rules()]})
 
 
+@endpoint("admin_shock", auth=None)
+async def shock(request: Request, ex: Exchange) -> Response:
+    body = await _json_body(request)
+    base = str(body.get("symbol", "")).upper().split("/")[0]
+    try:
+        factor = float(body.get("factor", "nan"))
+        start = ex.transact(lambda now: ex.market.shock(base, factor, now))
+    except (TypeError, ValueError) as exc:
+        raise apierrors.invalid(f"cannot shock the market: {exc}") from exc
+    return json_response({"symbol": f"{base}/USD", "factor": factor, "from": start.isoformat()})
+
+
 @endpoint("healthz", auth=None)
 async def healthz(_request: Request, ex: Exchange) -> Response:
     return json_response({"status": "ok", "now": ex.now().isoformat()})
@@ -97,5 +111,6 @@ ROUTES = [
     Route("/admin/state", get_state, methods=["GET"]),
     Route("/admin/clock/advance", advance, methods=["POST"]),
     Route("/admin/faults", faults, methods=["GET", "POST", "DELETE"]),
+    Route("/admin/shock", shock, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
 ]

@@ -193,6 +193,7 @@ def _run_leaderboard(args: argparse.Namespace) -> int:
             f"{_num(r['max_drawdown'], '.2%'):>8} {_num(r['sharpe'], '.2f'):>7} {r['trades']:>6} "
             f"{_num(r['fees_usd'], ',.2f'):>8} {_num(r['vs_buy_and_hold'], '+,.2f'):>9} "
             f"{_num(r['objective'], '.3f'):>9} {_num(r['gap_usd'], '+,.2f'):>9}"
+            + (f"  HALTED ({r['halted']['limit']})" if r["halted"] else "")
             + (f"  ({r['problem']})" if r["problem"] else "")
         )
     if args.out is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cappuccino_daemon.errors import ConfigError
+from cappuccino_daemon.journal.halts import HALT, RESUMED
 
 
 def _time(text: str | None) -> datetime | None:
@@ -75,6 +76,7 @@ class JournalView:
     fill_sides: dict[str, int] = field(default_factory=dict)
     summary: bool = False  # True: cycles/snapshots hold only the rows status needs, fills is empty
     fees: dict[str, Any] | None = None  # fee audit totals (virtual vs broker-booked), None before any
+    halt: dict[str, Any] | None = None  # the risk halt in force (worker/riskguard.py), None: trading
 
     @property
     def priced_cycles(self) -> list[CycleRow]:
@@ -176,6 +178,16 @@ def _fees(db: sqlite3.Connection) -> dict[str, Any] | None:
     }
 
 
+def _halt(db: sqlite3.Connection) -> dict[str, Any] | None:
+    """The newest halt unless a resume followed it (``journal/halts.py``, read without a ``Journal``)."""
+    row = db.execute(
+        "SELECT kind, at, detail FROM events WHERE kind IN (?, ?) ORDER BY id DESC LIMIT 1", (HALT, RESUMED)
+    ).fetchone()
+    if row is None or row["kind"] != HALT:
+        return None
+    return {**json.loads(row["detail"]), "at": row["at"]}
+
+
 def _read(db: sqlite3.Connection, path: Path, summary: bool) -> JournalView:
     view = JournalView(path=path, summary=summary)
     view.cycle_counts = _counts(db, "SELECT status, COUNT(*) FROM cycles GROUP BY status ORDER BY status")
@@ -205,6 +217,7 @@ def _read(db: sqlite3.Connection, path: Path, summary: bool) -> JournalView:
     else:
         view.model_id = latest_model
     view.fees = _fees(db)
+    view.halt = _halt(db)
     view.intent_status = _counts(db, "SELECT status, COUNT(*) FROM intents GROUP BY status ORDER BY status")
     snapshots = "SELECT id, bar_time, reason, cash, holdings FROM account_snapshots ORDER BY id"
     view.snapshots = [

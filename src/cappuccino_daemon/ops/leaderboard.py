@@ -82,7 +82,7 @@ def model_row(state_dir: Path, entry: ModelEntry, facts: ModelFacts | None = Non
     row: dict[str, Any] = dict.fromkeys(
         ("model_id", "journal", "equity", "return", "max_drawdown", "sharpe", "fees_usd",
          "buy_and_hold_return", "vs_buy_and_hold", "objective", "sim_equity", "gap_usd", "first_bar",
-         "last_bar", "problem"),
+         "last_bar", "problem", "halted"),
     )  # fmt: skip
     row.update(name=entry.name, dir=str(entry.dir), capital=entry.capital, trades=0, bars=0)
     path, note = find_journal(state_dir, Path(entry.dir))
@@ -96,6 +96,7 @@ def model_row(state_dir: Path, entry: ModelEntry, facts: ModelFacts | None = Non
             row["problem"] = f"model folder unreadable, fees and simulation left out: {exc}"
     view = read_journal(path)
     row.update(model_id=view.model_id, journal=str(path), trades=len(view.fills))
+    row["halted"] = view.halt and {k: view.halt.get(k) for k in ("limit", "bar", "message", "on_breach")}
     if not view.priced_cycles:
         row["problem"] = row["problem"] or "no decided bar yet"
         return row

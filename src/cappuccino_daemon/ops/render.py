@@ -130,13 +130,16 @@ def _journal_rows(journal: dict[str, Any]) -> list[tuple[str, str]]:
     last = journal.get("last_cycle")
     if last is not None and last.get("message"):
         rows.append(("last cycle", f"{last['status']}: {last['message']}"))
+    halt = journal.get("halt")
+    if halt:
+        rows.append(("risk", f"{halt_label(halt)} since bar {halt.get('bar')}: {halt.get('message')}"))
     return rows
 
 
 def _models_table(models: list[dict[str, Any]]) -> Table:
     table = Table(title=f"Tournament: {len(models)} models", title_justify="left")
-    for column in ("model", "last bar", "equity", "return", "vs buy-and-hold", "fills"):
-        table.add_column(column, justify="left" if column in ("model", "last bar") else "right")
+    for column in ("model", "last bar", "equity", "return", "vs buy-and-hold", "fills", "risk"):
+        table.add_column(column, justify="right" if column in ("equity", "return", "fills") else "left")
     for m in models:
         table.add_row(
             m["name"],
@@ -145,8 +148,14 @@ def _models_table(models: list[dict[str, Any]]) -> Table:
             _pct(m["return"]),
             _money(m["vs_buy_and_hold"]),
             str(m["fills"]),
+            halt_label(m.get("halt")),
         )
     return table
+
+
+def halt_label(halt: dict[str, Any] | None) -> str:
+    """``HALTED (max_drawdown)`` or ``ok``: what status and leaderboard print per model."""
+    return "ok" if not halt else f"HALTED ({halt.get('limit', '?')})"
 
 
 def render_status(status: dict[str, Any], console: Console | None = None) -> None:

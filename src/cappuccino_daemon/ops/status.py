@@ -236,6 +236,7 @@ def _journal_section(view: JournalView, note: str) -> dict[str, Any]:
             "fills_by_side": sides,
         },
         "fees": view.fees,  # virtual books vs the broker's CFEE ledger (None: not audited yet)
+        "halt": view.halt,  # a risk limit's halt in force: no new buys until resume-model
     }
 
 
@@ -336,7 +337,7 @@ def _model_row(state_dir: Path, name: str, model_dir: Path) -> dict[str, Any]:
     """One model of the tournament in one line: its own journal (exact actor match only) and money."""
     row: dict[str, Any] = {"name": name, "dir": str(model_dir), "journal": None, "model_id": None}
     row.update(last_bar=None, equity=None, initial_capital=None, pnl=None, fills=0, problem=None)
-    row.update({"return": None, "vs_buy_and_hold": None})
+    row.update({"return": None, "vs_buy_and_hold": None, "halt": None})
     path, note = find_journal(state_dir, model_dir)
     if path is None or note != "journal of the configured model":
         row["problem"] = "no journal of this model yet (the worker creates it on its first bar)"
@@ -352,6 +353,7 @@ def _model_row(state_dir: Path, name: str, model_dir: Path) -> dict[str, Any]:
         model_id=view.model_id,
         last_bar=_iso(view.cycles[-1].bar_time) if view.cycles else None,
         fills=sum(view.fill_sides.values()),
+        halt=view.halt,
         **{k: account.get(k) for k in ("equity", "initial_capital", "pnl", "return", "vs_buy_and_hold")},
     )
     return row

@@ -28,6 +28,7 @@ from cappuccino_daemon.errors import (
     TransientBrokerError,
 )
 from cappuccino_daemon.heartbeat import Heartbeat, write_heartbeat
+from cappuccino_daemon.journal.halts import current_halt
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.policy.risk import Breach
 from cappuccino_daemon.states import WORKER_PHASES, CycleStatus, WorkerPhase
@@ -37,7 +38,6 @@ from cappuccino_daemon.worker.fees_audit import FeeAuditor, FeeBook
 from cappuccino_daemon.worker.metrics import WorkerMetrics
 from cappuccino_daemon.worker.progress import ProgressReport, ProgressTracker
 from cappuccino_daemon.worker.reconcile import Book, reconcile_books
-from cappuccino_daemon.worker.riskguard import current_halt
 from cappuccino_daemon.worker.tournament import combine
 
 log = get_logger(__name__)

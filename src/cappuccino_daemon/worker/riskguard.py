@@ -1,10 +1,8 @@
 """A model's risk limits, kept in its journal so a halt survives restarts and is cleared only on purpose.
 
-The halt is the newest ``risk_halt`` / ``risk_resumed`` event of the model's journal: a ``risk_halt``
-(with the figures that caused it) holds until ``cappuccino-paper resume-model NAME`` writes a
-``risk_resumed``, which also restarts the marks (the peak and the day's first equity) from the next
-decision, or the model would breach again at once. Orders a limit cuts are ``order_cut`` events. The
-rules themselves are :mod:`cappuccino_daemon.policy.risk`'s.
+A halt (``journal/halts.py``) is written with the figures that caused it and holds until
+``cappuccino-paper resume-model NAME``; orders a limit cuts are ``order_cut`` events. The rules
+themselves are :mod:`cappuccino_daemon.policy.risk`'s; this module keeps the marks and the journal.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cappuccino_daemon.config import RiskLimits
+from cappuccino_daemon.journal.halts import CUT, HALT, MARKS_KEY, current_halt
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.policy.ledger import AccountState
@@ -25,27 +24,6 @@ from cappuccino_daemon.policy.planner import PlannedOrder
 from cappuccino_daemon.policy.risk import Breach, HaltMode, Marks, find_breach, limit_orders
 
 log = get_logger(__name__)
-
-HALT, RESUMED, CUT = "risk_halt", "risk_resumed", "order_cut"
-MARKS_KEY = "risk_marks"
-
-
-def current_halt(journal: Journal) -> dict[str, Any] | None:
-    """The halt in force (its event detail, with ``at``), or None."""
-    event = journal.last_event((HALT, RESUMED))
-    if event is None or event["kind"] != HALT:
-        return None
-    return {**event["detail"], "at": event["at"]}
-
-
-def resume(journal: Journal, note: str = "") -> dict[str, Any] | None:
-    """Clear a halt (journaled) and restart the marks; returns the halt it cleared, or None if none."""
-    halt = current_halt(journal)
-    if halt is None:
-        return None
-    journal.record_event(RESUMED, None, {"halt": halt, "note": note, "by": "resume-model"})
-    journal.set_meta(MARKS_KEY, "{}")
-    return halt
 
 
 class RiskGuard:
