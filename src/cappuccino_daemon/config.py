@@ -198,6 +198,11 @@ class WorkerSection(_Section):
     position_wait_s: float = Field(
         default=10.0, ge=0, description="Bounded wait for a broker position to catch up with its fills."
     )
+    parity_check_every: int = Field(
+        default=1,
+        ge=0,
+        description="Every N bars per model, recompute the action by the replay path (alarm > 1e-6); 0: off.",
+    )
     asset_rules_max_age_s: float = Field(
         default=86400.0, gt=0, description="Reload the asset rules (order size/steps) at least this often."
     )

@@ -50,6 +50,7 @@ def make_loop(tmp_path: Path, model: Model, emu: EmulatorThread, policy: object 
         poll_interval_s=0.1,
         grace_s=GRACE_S,
         fill_timeout_s=5.0,
+        parity_check_every=0 if policy is not None else 1,  # a scripted policy counts its calls
     )
     return build_loop(opts, model.spec, policy or model.policy, broker_for(emu))  # type: ignore[arg-type]
 

@@ -78,6 +78,7 @@ def make(
         poll_interval_s=60.0,
         fill_timeout_s=60.0,
         gap_wait_s=0.0,
+        parity_check_every=0,  # a scripted policy is not a function of its state
     )
     loop = build_loop(opts, model.spec, policy, broker, clock=clock)
     return loop, clock

@@ -55,7 +55,10 @@ class RaisesOnCall:
         return self.inner.act(state)
 
 
-def _loop(tmp_path: Path, emu: EmulatorThread, entries: list[tuple[ModelSpec, Policy]]) -> WorkerLoop:
+def _loop(
+    tmp_path: Path, emu: EmulatorThread, entries: list[tuple[ModelSpec, Policy]], parity: int = 1
+) -> WorkerLoop:
+    """``parity=0`` for actors that count their calls (the parity check calls each actor once more)."""
     opts = WorkerOptions(
         model_dir=entries[0][0].model_dir,
         tickers=None,
@@ -64,6 +67,7 @@ def _loop(tmp_path: Path, emu: EmulatorThread, entries: list[tuple[ModelSpec, Po
         poll_interval_s=0.1,
         grace_s=GRACE_S,
         fill_timeout_s=5.0,
+        parity_check_every=parity,
     )
     (spec, policy), *others = entries
     return build_loop(opts, spec, policy, broker_for(emu), others=others)
@@ -121,6 +125,8 @@ def test_three_models_trade_one_account_with_their_own_books(
         assert f'cappuccino_model_equity_usd{{model="{c.spec.model_id}"}}' in text
         filled = sum(1 for i in c.journal.intents() if i.status == "filled")
         assert f'cappuccino_model_halted{{model="{c.spec.model_id}"}} 0.0' in text
+        assert f'cappuccino_parity_alarms_total{{model="{c.spec.model_id}"}} 0.0' in text
+        assert c.journal.events("parity_alarm") == []  # shared bars and features: the training state
         assert (
             f'cappuccino_model_orders_total{{model="{c.spec.model_id}",outcome="filled"}} {filled:.1f}'
             in text
@@ -132,7 +138,7 @@ def test_a_model_that_raises_skips_its_bar_and_the_others_trade_on(
 ) -> None:
     alpha, beta, gamma = models.values()
     broken = RaisesOnCall(beta[1], fail_on=2)
-    loop = _loop(tmp_path, emulator, [alpha, (beta[0], broken), gamma])
+    loop = _loop(tmp_path, emulator, [alpha, (beta[0], broken), gamma], parity=0)
     for _ in range(4):
         next_bar(emulator)
         assert loop.step().kind == "traded"  # the poll as a whole goes on
@@ -202,7 +208,7 @@ def test_a_model_sees_the_same_market_alone_and_in_a_tournament(
     def states(folder: str, others: list[tuple[ModelSpec, Policy]]) -> list[npt.NDArray[np.float32]]:
         seen: list[npt.NDArray[np.float32]] = []
         with EmulatorThread(synthetic_seed=3, start=START) as emu:
-            loop = _loop(tmp_path / folder, emu, [(gamma[0], Recording(gamma[1], seen)), *others])
+            loop = _loop(tmp_path / folder, emu, [(gamma[0], Recording(gamma[1], seen)), *others], parity=0)
             for _ in range(4):
                 next_bar(emu)
                 assert loop.step().kind == "traded"

@@ -32,6 +32,7 @@ from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.cycle import Cycle, CycleConfig
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.loop import WorkerLoop
+from cappuccino_daemon.worker.parity import ParityCheck
 from cappuccino_daemon.worker.riskguard import RiskGuard
 from cappuccino_daemon.worker.tournament import SharedBars
 
@@ -59,6 +60,7 @@ class WorkerOptions:
     request_budget_per_min: int = _DEFAULTS.request_budget_per_min
     position_wait_s: float = _DEFAULTS.position_wait_s
     asset_rules_max_age_s: float = _DEFAULTS.asset_rules_max_age_s
+    parity_check_every: int = _DEFAULTS.parity_check_every
     heartbeat_file: Path | None = None
     journal_file: Path | None = None
     max_cycles: int | None = None
@@ -122,6 +124,7 @@ def worker_options(
         request_budget_per_min=worker.request_budget_per_min,
         position_wait_s=worker.position_wait_s,
         asset_rules_max_age_s=worker.asset_rules_max_age_s,
+        parity_check_every=worker.parity_check_every,
         heartbeat_file=worker.heartbeat_file,
         journal_file=journal_file,
         max_cycles=max_cycles,
@@ -175,6 +178,8 @@ def build_loop(
         limits = [opts.risk] * len(cycles)
     for c, lim in zip(cycles, limits, strict=True):
         c.risk = RiskGuard(c.journal, c.spec.model_id, lim, c.config.timeframe)
+        if opts.parity_check_every > 0:
+            c.parity = ParityCheck(c.spec, c.policy, c.journal, opts.parity_check_every)
     if others:
         shared = SharedBars(broker, [t for c in cycles for t in c.tickers])
         for c in cycles:

@@ -40,6 +40,7 @@ from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.crashpoints import crash_point
 from cappuccino_daemon.worker.executor import ExecutionReport, Executor, OrderLine
 from cappuccino_daemon.worker.pace import BrokerClockRate
+from cappuccino_daemon.worker.parity import ParityCheck, ParityResult
 from cappuccino_daemon.worker.riskguard import RiskGuard
 
 log = get_logger(__name__)
@@ -116,6 +117,7 @@ class CycleOutcome:
     report: ExecutionReport | None = None
     equity: float | None = None
     positions: dict[str, float] = field(default_factory=dict)
+    parity: ParityResult | None = None  # this bar's parity check (None: not checked)
 
 
 @dataclass
@@ -130,6 +132,7 @@ class Cycle:
     pace: BrokerClockRate = field(default_factory=BrokerClockRate)  # the loop feeds it every broker read
     bar_source: BarSource | None = None  # a tournament's shared download (worker/tournament.py)
     risk: RiskGuard | None = None  # the model's limits between its plan and its orders
+    parity: ParityCheck | None = None  # the replay path's action for the same bars and books
     aligner: Aligner = check_and_align  # a tournament's: one matrix per ticker list (worker/tournament.py)
     _t0: float = field(default=0.0, init=False)
 
@@ -169,9 +172,10 @@ class Cycle:
     # -- a new decision ---------------------------------------------------------------------------
     def _decide(self, bar: datetime, now: datetime) -> CycleOutcome:
         """Bars → state → action → plan, journaled before any order is sent; a refusal skips the bar."""
-        aligned = self._aligned(bar, now)
-        if isinstance(aligned, CycleOutcome):
-            return aligned
+        fetched = self._aligned(bar, now)
+        if isinstance(fetched, CycleOutcome):
+            return fetched
+        aligned, frames = fetched
         prices = np.asarray(aligned.prices, dtype=np.float64)
         anv = self._normaliser(prices, bar)
         account = load_account(self.journal, self.spec.profile.initial_capital, len(self.tickers))
@@ -182,6 +186,7 @@ class Cycle:
             raw = self._act(state)
         except InvariantViolation as exc:
             return self._skip(bar, f"refused: {exc}")
+        parity = None if self.parity is None else self.parity.check(bar, frames, account, raw)
         plan = plan_step(raw, account, prices, anv, self.spec.profile)
         orders, limits = plan.orders, None
         if self.risk is not None:
@@ -192,6 +197,9 @@ class Cycle:
             "scaled_action": [float(x) for x in plan.scaled_action],
             "orders": [{"index": o.index, "side": o.side, "qty": o.qty, "kind": o.kind} for o in lines],
             "dropped_gaps": {t: [x.isoformat() for x in v][-5:] for t, v in aligned.matrix.dropped.items()},
+            # What the training env does from the same books: fills at these closes, cash fees, its
+            # minimums (before risk cuts); the reference a live-versus-simulation audit compares with.
+            "env_after": {"cash": plan.after.cash, "holdings": [float(h) for h in plan.after.holdings]},
         }
         if limits is not None and (limits["halted"] or limits["cuts"]):
             plan_json["risk"] = limits
@@ -210,9 +218,13 @@ class Cycle:
             orders=plan_json["orders"],
         )
         crash_point("cycle_journaled")
-        return self._execute(bar, lines, prices.tolist(), now)
+        outcome = self._execute(bar, lines, prices.tolist(), now)
+        outcome.parity = parity
+        return outcome
 
-    def _aligned(self, bar: datetime, now: datetime) -> Aligned | CycleOutcome:
+    def _aligned(
+        self, bar: datetime, now: datetime
+    ) -> tuple[Aligned, dict[str, pd.DataFrame]] | CycleOutcome:
         """The bars this decision reads, or why not yet (a late bar: ``waiting``) or not at all (skipped)."""
         cfg = self.config
         start = bar - cfg.timeframe * cfg.history_bars
@@ -245,7 +257,7 @@ class Cycle:
                 need=300,
                 note="indicators may not have converged to training values",
             )
-        return aligned
+        return aligned, frames
 
     def _act(self, state: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """The actor's raw action; a wrong shape, a non-finite value or an actor that raises is refused

@@ -223,7 +223,7 @@ class WorkerLoop:
                 if o.kind in ("traded", "skipped") and o.bar is not None:
                     statuses = [i.status for i in c.journal.intents(o.bar)]
                     halted = c.risk is not None and current_halt(c.journal) is not None
-                    self.metrics.record_model(c.spec.model_id, o.equity, statuses, halted)
+                    self.metrics.record_model(c.spec.model_id, o.equity, statuses, halted, o.parity)
         return combine(self.cycles, outcomes)
 
     def _check_account_floor(self, bar: datetime) -> None:

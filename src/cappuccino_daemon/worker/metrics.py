@@ -21,13 +21,16 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cappuccino_daemon.config import DaemonSettings
 from cappuccino_daemon.errors import ConfigError
 from cappuccino_daemon.layout import StateLayout
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.states import IntentStatus
+
+if TYPE_CHECKING:
+    from cappuccino_daemon.worker.parity import ParityResult
 
 log = get_logger(__name__)
 
@@ -120,24 +123,7 @@ class WorkerMetrics:
                 registry=registry,
             ),
             "restarts": restarts,
-            "model_equity": Gauge(
-                "cappuccino_model_equity_usd",
-                "Virtual sub-account equity per model.",
-                ["model"],
-                registry=registry,
-            ),
-            "model_halted": Gauge(
-                "cappuccino_model_halted",
-                "1 while a risk limit halts the model (cleared by resume-model).",
-                ["model"],
-                registry=registry,
-            ),
-            "model_orders": Counter(
-                "cappuccino_model_orders",
-                "Order outcomes per model.",
-                ["model", "outcome"],
-                registry=registry,
-            ),
+            **_model_metrics(registry),
         }
         self._server, self._thread = start_http_server(port, addr=host, registry=registry)
         self.address = (host, int(self._server.server_address[1]))
@@ -185,12 +171,20 @@ class WorkerMetrics:
             self.order(status)
 
     def record_model(
-        self, model: str, equity: float | None, order_statuses: Iterable[str], halted: bool = False
+        self,
+        model: str,
+        equity: float | None,
+        order_statuses: Iterable[str],
+        halted: bool = False,
+        parity: ParityResult | None = None,
     ) -> None:
-        """One model's processed bar: its equity, whether a risk limit halts it, its intents' statuses."""
+        """One model's processed bar: equity, halt, parity check and its intents' final statuses."""
         if self._m is None:
             return
         self._m["model_halted"].labels(model=model).set(1.0 if halted else 0.0)
+        self._m["parity_alarms"].labels(model=model).inc(1 if parity is not None and parity.alarm else 0)
+        if parity is not None:
+            self._m["parity_diff"].labels(model=model).set(parity.diff)
         if equity is not None:
             self._m["model_equity"].labels(model=model).set(float(equity))
         for status in order_statuses:
@@ -212,3 +206,41 @@ class WorkerMetrics:
             self._thread.join(timeout=5)
             self._thread = None
         self._m = None
+
+
+def _model_metrics(registry: Any) -> dict[str, Any]:
+    """The per-model series (a ``model`` label each): equity, halt, parity and order outcomes."""
+    from prometheus_client import Counter, Gauge
+
+    return {
+        "model_equity": Gauge(
+            "cappuccino_model_equity_usd",
+            "Virtual sub-account equity per model.",
+            ["model"],
+            registry=registry,
+        ),
+        "model_halted": Gauge(
+            "cappuccino_model_halted",
+            "1 while a risk limit halts the model (cleared by resume-model).",
+            ["model"],
+            registry=registry,
+        ),
+        "parity_alarms": Counter(
+            "cappuccino_parity_alarms",
+            "Bars whose live action differed from the replay path's by more than 1e-6.",
+            ["model"],
+            registry=registry,
+        ),
+        "parity_diff": Gauge(
+            "cappuccino_parity_max_abs_diff",
+            "Max |live - replay| of the newest checked action.",
+            ["model"],
+            registry=registry,
+        ),
+        "model_orders": Counter(
+            "cappuccino_model_orders",
+            "Order outcomes per model.",
+            ["model", "outcome"],
+            registry=registry,
+        ),
+    }
