@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cappuccino_daemon.demo.commands",  # demo
     "cappuccino_daemon.ops.commands",  # status, report, leaderboard
     "cappuccino_daemon.ops.resume",  # resume-model
+    "cappuccino_daemon.ops.audit_cli",  # audit
     "cappuccino_daemon.soak.commands",  # soak
 )
 
