@@ -32,7 +32,7 @@ from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.cycle import Cycle, CycleConfig
 from cappuccino_daemon.worker.executor import Executor
 from cappuccino_daemon.worker.loop import WorkerLoop
-from cappuccino_daemon.worker.parity import ParityCheck
+from cappuccino_daemon.worker.parity import ParityCheck, ReplayFeatures
 from cappuccino_daemon.worker.riskguard import RiskGuard
 from cappuccino_daemon.worker.tournament import SharedBars
 
@@ -176,10 +176,11 @@ def build_loop(
     limits = [e.risk for e in model_entries(opts)]
     if len(limits) != len(cycles):  # options built by hand (tests, benches): the one [risk] for all
         limits = [opts.risk] * len(cycles)
+    replay_features = ReplayFeatures()  # the replay path's features: once per ticker and bar
     for c, lim in zip(cycles, limits, strict=True):
         c.risk = RiskGuard(c.journal, c.spec.model_id, lim, c.config.timeframe)
         if opts.parity_check_every > 0:
-            c.parity = ParityCheck(c.spec, c.policy, c.journal, opts.parity_check_every)
+            c.parity = ParityCheck(c.spec, c.policy, c.journal, opts.parity_check_every, replay_features)
     if others:
         shared = SharedBars(broker, [t for c in cycles for t in c.tickers])
         for c in cycles:

@@ -23,7 +23,7 @@ from cappuccino_daemon.errors import StaleDataError
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
-from cappuccino_daemon.policy.features import feature_matrix
+from cappuccino_daemon.policy.features import FeatureFn, compute_features, feature_matrix, ticker_features
 from cappuccino_daemon.policy.ledger import AccountState
 from cappuccino_daemon.policy.state import state_from_tech_array
 
@@ -39,15 +39,36 @@ class ParityResult:
     alarm: bool
 
 
+class ReplayFeatures:
+    """The replay path's own per-ticker features, once per ticker and bar for all models of a
+    tournament. Kept apart from the live path's memo (``SharedBars``) so that a bug there is not
+    repeated here: this one is computed from the download cut at the decision bar."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[str, int, pd.Timestamp], pd.DataFrame] = {}
+
+    def __call__(self, ticker: str, bars: pd.DataFrame) -> pd.DataFrame:
+        if not len(bars):
+            return compute_features(bars)
+        key = (ticker, len(bars), bars.index[-1])
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) > 256:  # one bar's tickers are all it ever needs
+                self._memo.clear()
+            found = self._memo[key] = compute_features(bars)
+        return found
+
+
 def replay_action(
     spec: ModelSpec,
     policy: Policy,
     frames: dict[str, pd.DataFrame],
     bar: datetime,
     account: AccountState,
+    features: FeatureFn = ticker_features,
 ) -> npt.NDArray[np.float32]:
     """The replay path's raw action for the decision on ``bar`` (its open time) from these books."""
-    matrix = feature_matrix(frames, spec.tickers)
+    matrix = feature_matrix(frames, spec.tickers, features)
     rows = np.flatnonzero(matrix.times == pd.Timestamp(bar))
     if rows.size != 1:
         raise StaleDataError(f"bar {bar.isoformat()} is not a row of the replay matrix")
@@ -60,8 +81,16 @@ def replay_action(
 class ParityCheck:
     """One model's check; ``every`` > 1 checks one bar in ``every`` (a big tournament's budget)."""
 
-    def __init__(self, spec: ModelSpec, policy: Policy, journal: Journal, every: int = 1) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        policy: Policy,
+        journal: Journal,
+        every: int = 1,
+        features: FeatureFn = ticker_features,
+    ) -> None:
         self.spec, self.policy, self.journal, self.every = spec, policy, journal, max(1, every)
+        self.features = features  # a tournament's ReplayFeatures, shared by its models
         self._bars = 0
 
     def check(
@@ -76,7 +105,7 @@ class ParityCheck:
             return None
         upto = {t: f.loc[f.index <= pd.Timestamp(bar)] for t, f in frames.items() if t in self.spec.tickers}
         try:
-            again = replay_action(self.spec, self.policy, upto, bar, account)
+            again = replay_action(self.spec, self.policy, upto, bar, account, self.features)
             diff = float(np.max(np.abs(again.astype(np.float64) - live.astype(np.float64))))
         except Exception as exc:  # the replay path failed where the live one decided: that is the alarm
             again, diff = None, float("inf")
