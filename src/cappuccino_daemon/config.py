@@ -291,6 +291,21 @@ class MetricsSection(_Section):
     port: int = Field(default=9108, ge=0, le=65535, description="0: any free port (tests).")
 
 
+class NotifySection(_Section):
+    """``[notify]``: how alerts are sent. The URLs themselves come from the environment or a systemd
+    credential (alerts/urls.py), never from here."""
+
+    enabled: bool = Field(default=True, description="False: send nothing even when URLs are set.")
+    timeout_s: float = Field(default=10.0, gt=0, description="Per send; a slow notifier never holds trading.")
+    max_per_minute: int = Field(default=6, ge=1, description="More are dropped and counted in the next one.")
+    repeat_after_s: float = Field(default=3600.0, ge=0, description="The same alert again only after this.")
+    restart_alert_after: int = Field(default=3, ge=1, description="Worker restarts in a row before alerting.")
+    broker_unreachable_after_s: float = Field(
+        default=600.0, gt=0, description="Alert when the broker has been unreachable this long."
+    )
+    daily_summary: bool = Field(default=True, description="One message per model at each new UTC day.")
+
+
 class DaemonSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
@@ -306,6 +321,7 @@ class DaemonSettings(BaseSettings):
     logging: LoggingSection = LoggingSection()
     metrics: MetricsSection = MetricsSection()
     risk: RiskSection = RiskSection()
+    notify: NotifySection = NotifySection()
     source_file: Path | None = None
     file_data: ClassVar[dict[str, Any] | None] = None  # the parsed TOML (see ``_from_file``)
 
@@ -547,6 +563,14 @@ def _read_toml(config_file: Path) -> dict[str, Any]:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Cannot parse {config_file} as TOML: {exc}. Fix the syntax at that line.") from exc
+    notify = raw.get("notify")
+    if isinstance(notify, dict) and "urls" in notify:
+        raise ConfigError(
+            f"{config_file}: [notify] urls is set, but notification URLs hold tokens and never go in the "
+            "TOML. Remove the key and put the URLs in the environment variable CAPPUCCINO_NOTIFY_URLS "
+            "(space-separated), or in a systemd credential (LoadCredential=notify_urls:/etc/cappuccino/"
+            "notify_urls, one URL per line)."
+        )
     secrets = _find_secrets(raw)
     if secrets:
         raise ConfigError(

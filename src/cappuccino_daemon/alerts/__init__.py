@@ -1,0 +1,1 @@
+"""Notifications to people (apprise): what happened, sent from a queue that never holds trading up."""
