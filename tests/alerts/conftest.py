@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from receiver import Receiver
+
+from cappuccino_daemon.alerts.testing import Receiver
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import structlog
-from receiver import Receiver
 
 from cappuccino_daemon.alerts.events import Alert
 from cappuccino_daemon.alerts.sender import AlertSender
+from cappuccino_daemon.alerts.testing import Receiver
 from cappuccino_daemon.alerts.urls import ENV_VAR, describe, notify_urls
 from cappuccino_daemon.config import load_settings
 from cappuccino_daemon.errors import ConfigError

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cappuccino_daemon.supervisor.backoff import BackoffPolicy
-from cappuccino_daemon.supervisor.runtime import ChildPlan, SupervisorConfig
+from cappuccino_daemon.supervisor.runtime import AlertPlan, ChildPlan, SupervisorConfig
 
 LEAN_MODULE = "cappuccino_daemon.supervisor.main"
 PLAN_FD_FLAG = "--plan-fd"
@@ -66,6 +66,7 @@ def decode(data: bytes) -> tuple[SupervisorConfig, LogPlan]:
         stop_timeout_s=float(cfg["stop_timeout_s"]),
         tick_s=float(cfg["tick_s"]),
         config_file=Path(cfg["config_file"]) if cfg.get("config_file") else None,
+        alerts=AlertPlan(**cfg.get("alerts", {})),
     )
     return config, LogPlan(**raw["log"])
 

@@ -25,6 +25,7 @@ from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.states import ChildState, ExitReason, SupervisorStatus
 from cappuccino_daemon.supervisor import reporting, resume, stall
 from cappuccino_daemon.supervisor.accounthold import PREVIOUS_LIFE_GRACE_S, AccountHold, AccountLockPending
+from cappuccino_daemon.supervisor.alerting import SupervisorAlerts
 from cappuccino_daemon.supervisor.child import (
     ExitInfo,
     clean_env,
@@ -80,6 +81,7 @@ class Supervisor:
         self._dirty = True
         self._last_save = 0.0
         self._children: list[ChildRuntime] = []
+        self.alerts = SupervisorAlerts(config.alerts)
         self._account = AccountHold(
             config.state_dir,
             config.config_file,
@@ -95,9 +97,11 @@ class Supervisor:
     def run(self) -> int:
         if self._install_signals:
             self._waker.install(self.request_stop, self._on_hup)
+        self.alerts.start()
         try:
             return self._run()
         finally:
+            self.alerts.close()  # the last alert (a give-up, say) goes out before we exit
             self._waker.close()
 
     # ------------------------------------------------------------- lifecycle
@@ -186,6 +190,7 @@ class Supervisor:
         )
         self.state.move(SupervisorStatus.GIVEN_UP)
         self.state.message = paragraph[:500]
+        self.alerts.given_up("model validation", self.state.message)
         return EX_CONFIG
 
     def _shutdown(self, code: int) -> int:
@@ -416,6 +421,7 @@ class Supervisor:
             next_delay_s=self.cfg.policy.base_s,
         )
         child.record.consecutive_failures = 0
+        self.alerts.healthy(child.plan.name)
         self._dirty = True
 
     def _begin_stop(self, child: ChildRuntime, reason: ExitReason, now: float) -> None:
@@ -457,6 +463,7 @@ class Supervisor:
             log.error(
                 "child_given_up", child=child.plan.name, exit_code=info.code, message=self.state.message
             )
+            self.alerts.given_up(child.plan.name, self.state.message)
             self._exit_code = EX_CONFIG
             return
         self._schedule_restart(child, now)
@@ -479,6 +486,7 @@ class Supervisor:
         child.record.move(ChildState.GIVEN_UP)
         self.state.message = paragraph[:500]
         log.error("account_lock_refused", child=child.plan.name, error=paragraph)
+        self.alerts.given_up(child.plan.name, self.state.message)
         self._exit_code = EX_CONFIG
 
     def _classify(self, child: ChildRuntime, info: ExitInfo) -> ExitReason:
@@ -505,6 +513,9 @@ class Supervisor:
         child.next_start = now + delay
         self._dirty = True
         self._save(force=True)
+        self.alerts.restart_scheduled(
+            child.plan.name, rec.consecutive_failures, rec.last_exit_code, rec.last_exit_detail or "", now
+        )
         log.warning(
             "backoff_chosen",
             child=child.plan.name,

@@ -19,7 +19,7 @@ from pathlib import Path
 from cappuccino_daemon.config import DaemonSettings, env_name
 from cappuccino_daemon.layout import StateLayout
 from cappuccino_daemon.supervisor.backoff import BackoffPolicy
-from cappuccino_daemon.supervisor.runtime import EMULATOR, WORKER, ChildPlan, SupervisorConfig
+from cappuccino_daemon.supervisor.runtime import EMULATOR, WORKER, AlertPlan, ChildPlan, SupervisorConfig
 
 DEFAULT_VALIDATE_TIMEOUT_S = 600.0
 
@@ -122,4 +122,12 @@ def build_config(
         # Heartbeats are polled a few times per timeout; never slower than twice a second.
         tick_s=tick_s if tick_s is not None else max(0.02, min(0.5, sup.heartbeat_timeout_s / 10)),
         config_file=settings.source_file,
+        alerts=AlertPlan(
+            enabled=settings.notify.enabled,
+            timeout_s=settings.notify.timeout_s,
+            max_per_minute=settings.notify.max_per_minute,
+            repeat_after_s=settings.notify.repeat_after_s,
+            restart_alert_after=settings.notify.restart_alert_after,
+            broker_unreachable_after_s=settings.notify.broker_unreachable_after_s,
+        ),
     )

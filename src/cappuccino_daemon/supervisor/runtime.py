@@ -37,6 +37,18 @@ class ChildPlan:
 
 
 @dataclass(frozen=True)
+class AlertPlan:
+    """``[notify]`` for the supervisor's own alerts (the URLs come from its environment)."""
+
+    enabled: bool = True
+    timeout_s: float = 10.0
+    max_per_minute: int = 6
+    repeat_after_s: float = 3600.0
+    restart_alert_after: int = 3  # the worker's restarts in a row before "restarting repeatedly"
+    broker_unreachable_after_s: float = 600.0  # exits 75 in a row for this long: "broker unreachable"
+
+
+@dataclass(frozen=True)
 class SupervisorConfig:
     state_dir: Path
     worker: ChildPlan
@@ -48,6 +60,7 @@ class SupervisorConfig:
     stop_timeout_s: float = 30.0
     tick_s: float = 0.5
     config_file: Path | None = None  # named in the account lock (one trader per account)
+    alerts: AlertPlan = field(default_factory=AlertPlan)
 
 
 class ChildRuntime:

@@ -1,4 +1,5 @@
-"""A local HTTP receiver for apprise's ``json://`` URLs: what arrived, and a switch to hang or fail."""
+"""A local HTTP receiver for apprise's ``json://`` URLs (tests, and trying a setup by hand): what arrived,
+and switches to make it hang or fail."""
 
 from __future__ import annotations
 
