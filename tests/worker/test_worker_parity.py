@@ -16,6 +16,8 @@ import pandas as pd
 from test_worker_e2e import GRACE_S, next_bar
 from worker_support import TICKERS, Model, broker_for
 
+from cappuccino_daemon.alerts.sender import AlertSender
+from cappuccino_daemon.alerts.testing import Receiver
 from cappuccino_daemon.config import load_settings
 from cappuccino_daemon.emulator.testing import EmulatorThread
 from cappuccino_daemon.model.spec import Policy
@@ -104,10 +106,19 @@ def test_a_served_state_that_drifts_raises_the_alarm_and_trading_goes_on(
 
     loop = _loop(tmp_path, emulator, tiny_model)
     loop.cycle.aligner = drifting
-    for _ in range(2):
-        next_bar(emulator)
-        outcome = loop.step()
-        assert outcome.kind == "traded" and outcome.parity is not None and outcome.parity.alarm
+    receiver = Receiver()
+    sender = AlertSender([receiver.url()], timeout_s=5).start()
+    loop.attach_alerts(sender, daily_summary=False)
+    try:
+        for _ in range(2):
+            next_bar(emulator)
+            outcome = loop.step()
+            assert outcome.kind == "traded" and outcome.parity is not None and outcome.parity.alarm
+        (message,) = receiver.wait_for(1)
+        sender.close()  # the second bar's alarm is the same alert within the hour: not sent again
+    finally:
+        receiver.close()
+    assert "parity alarm" in message["title"] and len(receiver.messages) == 1
     text = _scrape(loop)
     loop.metrics.close()
     alarms = loop.cycle.journal.events("parity_alarm")

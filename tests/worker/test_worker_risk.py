@@ -179,3 +179,31 @@ def test_the_emulator_refuses_a_shock_it_cannot_apply(emulator: EmulatorThread) 
         with pytest.raises(urllib.error.HTTPError) as info:
             _shock(emulator, symbol, factor)
         assert info.value.code == 422
+
+
+def test_a_halt_and_the_daily_summary_reach_a_person(
+    tmp_path: Path, emulator: EmulatorThread, tiny_model: Model
+) -> None:
+    from datetime import date
+
+    from cappuccino_daemon.alerts.sender import AlertSender
+    from cappuccino_daemon.alerts.testing import Receiver
+
+    receiver = Receiver()
+    try:
+        loop = _loop(tmp_path / "state", emulator, tiny_model, min_account_equity=1e12)
+        sender = AlertSender([receiver.url()], timeout_s=5, max_per_minute=100).start()
+        loop.attach_alerts(sender)
+        assert loop.summary is not None
+        loop.summary.day = date(2024, 2, 29)  # as if the previous bar closed yesterday
+        next_bar(emulator)
+        assert loop.step().kind == "traded"
+        messages = receiver.wait_for(2)
+        sender.close()
+    finally:
+        receiver.close()
+    by_type = {m["type"]: m for m in messages}
+    halted, summary = by_type["failure"], by_type["info"]
+    assert "halted (min_account_equity)" in halted["title"]
+    assert f"cappuccino-paper resume-model {loop.cycle.spec.model_id}" in halted["message"]
+    assert summary["title"].endswith("on 2024-03-01") and "HALTED" in summary["message"]

@@ -175,5 +175,8 @@ def _run_worker(args: argparse.Namespace) -> int:
     from cappuccino_daemon.worker.metrics import WorkerMetrics
 
     loop.metrics = WorkerMetrics.start(settings)
+    from cappuccino_daemon.alerts.sender import sender_for
+
+    loop.attach_alerts(sender_for(settings).start(), settings.notify.daily_summary)
     loop.install_signal_handlers()
     return loop.run()

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
+from cappuccino_daemon.alerts.sender import AlertSender
 from cappuccino_daemon.errors import (
     EX_SOFTWARE,
     BrokerRejectedError,
@@ -33,6 +34,7 @@ from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.policy.risk import Breach
 from cappuccino_daemon.states import WORKER_PHASES, CycleStatus, WorkerPhase
 from cappuccino_daemon.worker.account import load_account
+from cappuccino_daemon.worker.alerting import DailySummary
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
 from cappuccino_daemon.worker.fees_audit import FeeAuditor, FeeBook
 from cappuccino_daemon.worker.metrics import WorkerMetrics
@@ -81,6 +83,8 @@ class WorkerLoop:
         self.status = LoopStatus()
         self._reconciled_for: datetime | None = None
         self.account_floor: float | None = None  # [risk] min_account_equity
+        self.alerts: AlertSender | None = None  # set by ``attach_alerts``
+        self.summary: DailySummary | None = None
         self._floor_checked_for: datetime | None = None
         self.progress = ProgressTracker(cycle.clock.monotonic())
         others_fees = [FeeBook(c.journal, c.spec.profile, c.tickers) for c in others]
@@ -218,6 +222,7 @@ class WorkerLoop:
     def _run_models(self, broker_now: datetime, read_at: float) -> CycleOutcome:
         self._check_account_floor(self.cycle.expected_bar(broker_now))
         outcomes = [c.run(broker_now, read_at) for c in self.cycles]
+        self._daily_summary(outcomes)
         if self.metrics.enabled:
             for c, o in zip(self.cycles, outcomes, strict=True):
                 if o.kind in ("traded", "skipped") and o.bar is not None:
@@ -225,6 +230,29 @@ class WorkerLoop:
                     halted = c.risk is not None and current_halt(c.journal) is not None
                     self.metrics.record_model(c.spec.model_id, o.equity, statuses, halted, o.parity)
         return combine(self.cycles, outcomes)
+
+    def attach_alerts(self, sender: AlertSender, daily_summary: bool = True) -> None:
+        """Halts, parity alarms and (``daily_summary``) one message per model each UTC day."""
+        self.alerts, self.summary = sender, DailySummary() if daily_summary else None
+        for c in self.cycles:
+            if c.risk is not None:
+                c.risk.on_alert = sender.post
+            if c.parity is not None:
+                c.parity.on_alert = sender.post
+
+    def _daily_summary(self, outcomes: Sequence[CycleOutcome]) -> None:
+        bars = [o.bar for o in outcomes if o.kind == "traded" and o.bar is not None]
+        if self.alerts is None or self.summary is None or not bars:
+            return
+        closed = max(bars) + self.cycle.config.timeframe
+        if not self.summary.due(closed):
+            return
+        rows = [
+            (c.spec.model_id, o.equity, c.spec.profile.initial_capital, current_halt(c.journal) is not None)
+            for c, o in zip(self.cycles, outcomes, strict=True)
+        ]
+        for alert in self.summary.alerts(rows, closed.date()):
+            self.alerts.post(alert)
 
     def _check_account_floor(self, bar: datetime) -> None:
         """``min_account_equity``: once per bar, the broker's equity; below the floor every model halts."""
@@ -319,6 +347,8 @@ class WorkerLoop:
             return EX_SOFTWARE
         finally:
             self.metrics.close()
+            if self.alerts is not None:
+                self.alerts.close()
         self._set_phase(WorkerPhase.STOPPING)
         log.info("worker_stopped", cycles=self.status.cycles)
         return 0

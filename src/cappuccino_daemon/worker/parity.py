@@ -26,6 +26,7 @@ from cappuccino_daemon.model.spec import ModelSpec, Policy
 from cappuccino_daemon.policy.features import FeatureFn, compute_features, feature_matrix, ticker_features
 from cappuccino_daemon.policy.ledger import AccountState
 from cappuccino_daemon.policy.state import state_from_tech_array
+from cappuccino_daemon.worker.alerting import Post, parity_alert
 
 log = get_logger(__name__)
 
@@ -91,6 +92,7 @@ class ParityCheck:
     ) -> None:
         self.spec, self.policy, self.journal, self.every = spec, policy, journal, max(1, every)
         self.features = features  # a tournament's ReplayFeatures, shared by its models
+        self.on_alert: Post | None = None  # a person hears of an alarm (worker/alerting.py)
         self._bars = 0
 
     def check(
@@ -122,4 +124,6 @@ class ParityCheck:
         }
         self.journal.record_event(ALARM, None, detail)
         log.error(ALARM, **detail, meaning="the served state differs from the training state")
+        if self.on_alert is not None:
+            self.on_alert(parity_alert(detail))
         return ParityResult(diff, alarm=True)

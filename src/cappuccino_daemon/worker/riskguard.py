@@ -22,6 +22,7 @@ from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.policy.ledger import AccountState
 from cappuccino_daemon.policy.planner import PlannedOrder
 from cappuccino_daemon.policy.risk import Breach, HaltMode, Marks, find_breach, limit_orders
+from cappuccino_daemon.worker.alerting import Post, halt_alert
 
 log = get_logger(__name__)
 
@@ -34,6 +35,7 @@ class RiskGuard:
         self.model_id = model_id
         self.limits = limits
         self.timeframe = timeframe  # the UTC day of a decision is the day its bar closed
+        self.on_alert: Post | None = None  # a person hears of a halt (worker/alerting.py)
 
     def screen(
         self,
@@ -80,6 +82,8 @@ class RiskGuard:
             detail |= {"peak": marks.peak, "day": marks.day, "day_start": marks.day_start}
         self.journal.record_event(HALT, None, detail)
         log.error("model_halted", **detail, clear_with=f"cappuccino-paper resume-model {self.model_id}")
+        if self.on_alert is not None:
+            self.on_alert(halt_alert(detail))
         return {**detail, "at": bar.isoformat()}
 
     def _marks(self, equity: float, bar: datetime) -> Marks:
