@@ -171,6 +171,7 @@ class ExitReason(StrEnum):
     NOT_READY = "not_ready"  # the emulator did not serve within its ready timeout: stopped by us
     SPAWN_FAILED = "spawn_failed"  # the command could not be started (detail in last_exit_detail)
     SUPERVISOR_STOP = "supervisor_stop"  # we stopped it because we stop
+    RELOAD = "reload"  # we stopped it to start it again with a reloaded configuration (SIGHUP)
 
     @property
     def after(self) -> ChildState:
@@ -190,6 +191,7 @@ _AFTER_EXIT = {
     ExitReason.DELIBERATE_STOP: ChildState.STOPPED,
     ExitReason.DO_NOT_RESTART: ChildState.GIVEN_UP,
     ExitReason.SUPERVISOR_STOP: ChildState.STOPPED,
+    ExitReason.RELOAD: ChildState.STOPPED,  # and started again at once: no failure, no backoff
 }
 
 

@@ -80,3 +80,13 @@ class SupervisorAlerts:
                 key=child,
             )
         )
+
+    def refused_reload(self, message: str) -> None:
+        self.sender.post(
+            Alert(
+                "reload_refused",
+                "cappuccino-paper: reload refused",
+                f"{message} The worker keeps trading with the configuration it has.",
+                key="reload",
+            )
+        )

@@ -13,9 +13,11 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from cappuccino_daemon.accountlock import ENV_FD as ACCOUNT_LOCK_FD
 from cappuccino_daemon.clock import Clock, SystemClock
@@ -35,6 +37,7 @@ from cappuccino_daemon.supervisor.child import (
     stop_child,
 )
 from cappuccino_daemon.supervisor.notify import Notifier
+from cappuccino_daemon.supervisor.reload import Reload, ReloadOutcome, read_sections
 from cappuccino_daemon.supervisor.runtime import (
     EMULATOR,
     WORKER,
@@ -82,6 +85,8 @@ class Supervisor:
         self._last_save = 0.0
         self._children: list[ChildRuntime] = []
         self.alerts = SupervisorAlerts(config.alerts)
+        self._reload: Reload | None = None
+        self._baseline: dict[str, Any] = {}  # the config's sections as the running worker read them
         self._account = AccountHold(
             config.state_dir,
             config.config_file,
@@ -101,6 +106,8 @@ class Supervisor:
         try:
             return self._run()
         finally:
+            if self._reload is not None:
+                self._reload.cancel()
             self.alerts.close()  # the last alert (a give-up, say) goes out before we exit
             self._waker.close()
 
@@ -135,6 +142,9 @@ class Supervisor:
         code = self._validate()
         if code is not None:
             return self._shutdown(code)
+        if self.cfg.config_file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._baseline = read_sections(self.cfg.config_file)
         resume.resume_backoff(self._children, self.clock.now(), self.clock.monotonic(), self.cfg.policy)
         self.state.move(SupervisorStatus.RUNNING)
         self.state.message = ""
@@ -228,15 +238,55 @@ class Supervisor:
 
     # ------------------------------------------------------------------ tick
     def _tick(self) -> None:
-        if self._hup:
-            self._hup = False
-            log.info("sighup_ignored", hint="to change config or model, `systemctl restart cappuccino-paper`")
+        self._reload_step()
         for child in self._children:
             self._supervise(child)
             if self._exit_code is not None:
                 return
         self._notify()
         self._save()
+
+    # ---------------------------------------------------------------- reload
+    def _reload_step(self) -> None:
+        """SIGHUP: check the edited config beside the worker (supervisor/reload.py), then swap it."""
+        if self._hup and self._reload is None:
+            self._hup = False
+            self._begin_reload()
+        if self._reload is None:
+            return
+        outcome = self._reload.poll()
+        if outcome is not None:
+            self._finish_reload(self._reload, outcome)
+
+    def _begin_reload(self) -> None:
+        worker = self._worker()
+        if self.cfg.config_file is None or worker is None:
+            log.warning("reload_ignored", reason="started without a config file: nothing to re-read")
+            return
+        self.notifier.send(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        log.info("reload_start", config_file=str(self.cfg.config_file))
+        self._reload = Reload(self.cfg.config_file, self._baseline, dict(worker.plan.env))
+        early = self._reload.start()
+        if early is not None:
+            self._finish_reload(self._reload, early)
+
+    def _finish_reload(self, reload: Reload, outcome: ReloadOutcome) -> None:
+        self._reload = None
+        self.notifier.ready(self._status_text(self.state.status))
+        if not outcome.ok:
+            log.error(
+                "reload_refused", error=outcome.message, worker="keeps trading with the old configuration"
+            )
+            self.alerts.refused_reload(outcome.message)
+            return
+        self._baseline = reload.sections or self._baseline
+        worker = self._worker()
+        log.info("reload_accepted", check=outcome.message, worker="restarts at its next safe point")
+        if worker is not None and worker.proc is not None and worker.stop_deadline is None:
+            self._begin_stop(worker, ExitReason.RELOAD, self.clock.monotonic())
+
+    def _worker(self) -> ChildRuntime | None:
+        return next((c for c in self._children if c.plan.name == WORKER), None)
 
     def _supervise(self, child: ChildRuntime) -> None:
         now = self.clock.monotonic()
@@ -449,6 +499,11 @@ class Supervisor:
             reason=reason,
             ran_s=round(ran_s, 3),
         )
+        if reason is ExitReason.RELOAD:  # stopped by us to start with the reloaded configuration
+            rec.move(ChildState.STOPPED)
+            child.next_start = now
+            self.state.message = "reloaded: the worker restarts with the new configuration"
+            return
         if reason.after is ChildState.STOPPED:  # the worker exited 0
             rec.move(ChildState.STOPPED)
             self.state.message = f"{child.plan.name} stopped deliberately (exit 0); supervisor stops too"

@@ -50,6 +50,9 @@ User={user}
 {group_line}
 WorkingDirectory={prefix}
 ExecStart={python} -m cappuccino_daemon run --config {config}
+# systemctl reload: re-read and check the config beside the running worker, then restart the
+# worker with it at its next safe point (a refused config leaves the worker trading; README: Reload)
+ExecReload=/bin/kill -HUP $MAINPID
 Environment=PYTHONUNBUFFERED=1
 Environment=XDG_CACHE_HOME=%C/{dir_name}
 Environment=MPLCONFIGDIR=%C/{dir_name}/matplotlib
