@@ -207,3 +207,45 @@ def test_a_halt_and_the_daily_summary_reach_a_person(
     assert "halted (min_account_equity)" in halted["title"]
     assert f"cappuccino-paper resume-model {loop.cycle.spec.model_id}" in halted["message"]
     assert summary["title"].endswith("on 2024-03-01") and "HALTED" in summary["message"]
+
+
+class AlwaysBuys:
+    """A pure policy that wants every coin, whatever it holds: only a flatten makes it sell."""
+
+    def act(self, state: Any) -> Any:
+        import numpy as np
+
+        return np.ones(len(TICKERS), dtype=np.float32)
+
+
+def test_flatten_sells_everything_from_the_breach_on_though_the_model_wants_to_buy(
+    tmp_path: Path, emulator: EmulatorThread, tiny_model: Model
+) -> None:
+    risk = RiskLimits(max_drawdown=0.05, on_breach="flatten")
+    options = WorkerOptions(
+        model_dir=tiny_model.dir,
+        tickers=TICKERS,
+        state_dir=tmp_path / "state",
+        max_clock_skew_s=None,
+        poll_interval_s=0.1,
+        grace_s=GRACE_S,
+        fill_timeout_s=5.0,
+        risk=risk,
+    )
+    loop = build_loop(options, tiny_model.spec, AlwaysBuys(), broker_for(emulator))
+    next_bar(emulator)
+    assert loop.step().kind == "traded"
+    held = {i.symbol for i in loop.cycle.journal.intents() if i.side == "buy" and i.status == "filled"}
+    assert held
+    for ticker in TICKERS:
+        _shock(emulator, ticker, 0.3)
+    next_bar(emulator)
+    assert loop.step().kind == "traded"
+    halt = current_halt(loop.cycle.journal)
+    assert halt is not None and halt["on_breach"] == "flatten"
+    last = loop.cycle.journal.cycles()[-1]
+    assert (last.plan or {})["risk"]["halted"] == "flatten"
+    sold = {i.symbol for i in loop.cycle.journal.intents(last.bar_time) if i.side == "sell"}
+    assert sold == held and all(o["side"] == "sell" for o in (last.plan or {})["orders"])
+    positions = loop.cycle.broker.get_positions()
+    assert all(float(positions[s].qty) < 1e-3 for s in held if s in positions)  # only fee dust remains
