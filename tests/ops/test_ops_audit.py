@@ -21,7 +21,8 @@ TICKERS = ("BTC", "ETH")
 
 
 def _known_journal(path: Path) -> None:
-    """One buy and its five detours from the env's plan, then a skipped bar and a quiet bar.
+    """One buy and its five detours from the env's plan, then a skipped bar (where the env would have
+    bought 0.1 BTC more at 105) and a quiet bar.
 
     The env buys 1.0 BTC at the 100 close (1 % fee in cash); our risk limit cuts it to 0.8; 0.7 is
     sent (broker steps); 0.6 fills, at 102; the broker keeps 0.001 BTC as its fee. Marked at 110."""
@@ -41,7 +42,13 @@ def _known_journal(path: Path) -> None:
         j.apply_fill("c1", Decimal("0.6"), 102.0, (cash, [0.6, 0.0], [0.0, 0.0]))
         j.finish_cycle(T0, "done", 1.0)
         j.save_account(cash, [0.599, 0.0], [0.0, 0.0], reason="reconcile_clamp")
-        j.skip_cycle(T0 + timedelta(hours=1), "m", "gap: bar missing")
+        t1 = T0 + timedelta(hours=1)
+        j.skip_cycle(t1, "m", "gap: bar missing")
+        env_t1 = {"cash": cash - 0.1 * 105.0 * 1.01, "holdings": [0.699, 0.0]}  # the env buys 0.1 at 105
+        shadow = {"bar": t1.isoformat(), "cash": cash, "holdings": [0.599, 0.0], "env_after": env_t1}
+        j.record_event("skipped_bar_env", None, shadow)
+        j.record_event("skipped_bar_env", None, {"bar": "2024-03-01T09:00:00+00:00", "cash": cash,
+                                                 "holdings": [0.0, 0.0], "unvalued": "no bars"})  # fmt: skip
         t2 = T0 + timedelta(hours=2)
         quiet = {"prices": [110.0, 10.0], "orders": [], "env_after": {"cash": cash, "holdings": [0.599, 0.0]}}
         j.begin_cycle(t2, "m", "s2", [0.0, 0.0], quiet, (cash, [0.599, 0.0], [0.0, 0.0]))
@@ -59,18 +66,21 @@ def test_each_component_of_a_known_gap(tmp_path: Path) -> None:
         "partial_or_unfilled": -0.1 * worth,
         "fill_price": -0.6 * 2.0 * 1.01,
         "fees_in_coin": -0.001 * 110.0,
+        "skipped_bars": -(0.1 * 110.0 - 0.1 * 105.0 * 1.01),  # the env's buy that live never made
     }
     for name, value in expected.items():
         assert result["components"][name] == pytest.approx(value, abs=1e-9), name
     assert abs(result["components"]["other"]) < 1e-5  # float32 holdings only
     live = 1000.0 - 0.6 * 102.0 * 1.01 + 0.599 * 110.0
-    env = 1000.0 - 101.0 + 1.0 * 110.0
+    env = 1000.0 - 101.0 + 1.0 * 110.0 + (0.1 * 110.0 - 0.1 * 105.0 * 1.01)
     assert result["live_equity"] == pytest.approx(live, abs=1e-4)
     assert result["env_equity"] == pytest.approx(env, abs=1e-4)
     assert result["gap_usd"] == pytest.approx(sum(result["components"].values()), abs=1e-12)
     assert result["gap_usd"] == pytest.approx(sum(expected.values()), abs=1e-4)
     assert (result["bars_decided"], result["bars_skipped"], result["orders_cut"]) == (2, 1, 1)
-    assert [b["gap"] for b in result["bars"]][1] == pytest.approx(0.0, abs=1e-9)  # the quiet bar
+    assert (result["bars_skipped_valued"], result["bars_skipped_unvalued"]) == (1, 1)
+    assert [b["bar"][11:16] for b in result["bars"]] == ["10:00", "11:00", "12:00"]  # in time order
+    assert result["bars"][2]["gap"] == pytest.approx(0.0, abs=1e-9)  # the quiet bar
 
 
 def test_a_journal_without_env_records_says_so(tmp_path: Path) -> None:
@@ -101,6 +111,6 @@ def test_cli_json_table_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert (tmp_path / "audit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["audit", "--config", str(config)]) == 0
     text = capsys.readouterr().out
-    assert "fill price" in text and "fees in coin" in text and "1 skipped, not valued" in text
+    assert "fill price" in text and "fees in coin" in text and "1 skipped: 1 valued, 1 without their data" in text
     assert main(["audit", "--config", str(config), "--model", "nosuch"]) == 78
     assert "no model named 'nosuch'" in capsys.readouterr().err

@@ -297,6 +297,24 @@ class Journal:
             rows = self._db.execute("SELECT * FROM cycles WHERE status=? ORDER BY bar_time", (status,))
         return [_cycle(r) for r in rows]
 
+    def skipped_since_decision(self, event_kind: str) -> list[datetime]:
+        """Bars skipped after the newest decided one that have no ``event_kind`` event yet (the env's
+        step at a skipped bar is recorded once, at the next decision: worker/shadow.py)."""
+        rows = self._db.execute(
+            "SELECT bar_time FROM cycles WHERE status = ? AND bar_time > "
+            "COALESCE((SELECT MAX(bar_time) FROM cycles WHERE status != ?), '') ORDER BY bar_time",
+            (CycleStatus.SKIPPED, CycleStatus.SKIPPED),
+        ).fetchall()
+        seen = (
+            {
+                json.loads(r["detail"]).get("bar")
+                for r in self._db.execute("SELECT detail FROM events WHERE kind = ?", (event_kind,))
+            }
+            if rows
+            else set()
+        )
+        return [parse_iso(r["bar_time"]) for r in rows if r["bar_time"] not in seen]
+
     def last_cycle(self) -> CycleRecord | None:
         row = self._db.execute("SELECT * FROM cycles ORDER BY bar_time DESC LIMIT 1").fetchone()
         return None if row is None else _cycle(row)

@@ -14,13 +14,15 @@ waterfall whose steps add up by construction:
 - ``partial_or_unfilled``: → what filled;
 - ``fill_price``: the fill at the broker's price instead of the decision close (slippage, timing);
 - ``fees_in_coin``: coins the broker kept as fees (reconcile clamps), which the env pays in cash;
+- ``skipped_bars``: a bar the worker skipped (down, restarting, data late) where the env stepped: its
+  whole step, taken by the replay path once the bars were in (``skipped_bar_env`` events,
+  worker/shadow.py); a bar whose data never arrived is counted as unvalued;
 - ``other``: what is left (float32 holdings, late fills booked in a later bar); a number near zero
   is the proof that the steps above explain the gap.
 
 Each quantity ``q`` (signed: + buy, - sell) at price ``x`` is worth ``q * M - q * x * (1 + fee)`` in
 the env's arithmetic (``fee`` = +buy cost for buys, -sell cost for sells), which is how the live books
-also book a fill (``ledger.book_fill``). Skipped bars have no decision, so nothing to compare: they are
-counted, not valued (the leaderboard's ``gap_usd``, a separate simulation, shows what they cost).
+also book a fill (``ledger.book_fill``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from cappuccino_daemon.journal.event_kinds import SKIPPED_ENV
 from cappuccino_daemon.journal.halts import CUT
 from cappuccino_daemon.ops.journal_view import CycleRow, JournalView, Snapshot, open_readonly
 
@@ -44,6 +47,7 @@ COMPONENTS = (
     "partial_or_unfilled",
     "fill_price",
     "fees_in_coin",
+    "skipped_bars",
     "other",
 )
 
@@ -142,6 +146,26 @@ def audit_bar(
     return out
 
 
+def skipped_bars(db: sqlite3.Connection, mark: np.ndarray) -> tuple[list[BarAudit], int]:
+    """The env's steps at skipped bars (worker/shadow.py) as bars of the audit, and how many bars could
+    not be valued (their data never arrived). Live did nothing there: the whole step is the gap."""
+    out: dict[str, BarAudit] = {}
+    unvalued = 0
+    for row in db.execute("SELECT detail FROM events WHERE kind = ? ORDER BY id", (SKIPPED_ENV,)):
+        d = json.loads(row["detail"])
+        if d["bar"] in out:
+            continue
+        if "env_after" not in d:
+            unvalued += 1
+            continue
+        env = d["env_after"]
+        gap = _worth(d["cash"], d["holdings"], mark) - _worth(env["cash"], env["holdings"], mark)
+        audit = BarAudit(d["bar"], gap)
+        audit.components["skipped_bars"] = gap
+        out[d["bar"]] = audit
+    return list(out.values()), unvalued
+
+
 def audit_journal(path: Path, view: JournalView, fees: Fees) -> dict[str, Any]:
     """The audit of one model's journal (``view`` read in full): totals, components and the bars."""
     decided = [c for c in view.priced_cycles if (c.plan or {}).get("env_after") is not None]
@@ -162,6 +186,8 @@ def audit_journal(path: Path, view: JournalView, fees: Fees) -> dict[str, Any]:
             clamps = _clamps(view.snapshots, start.id, after.id)
             bars.append(audit_bar(cycle, start, after, clamps, _orders(db, cycle, view.tickers), mark, fees))
         cut_events = db.execute("SELECT COUNT(*) FROM events WHERE kind = ?", (CUT,)).fetchone()[0]
+        shadow, unvalued = skipped_bars(db, mark)
+    bars = sorted(bars + shadow, key=lambda b: b.bar)
     first = starts[decided[0].bar_time]
     live = _worth(view.snapshots[-1].cash, view.snapshots[-1].holdings, mark)
     gap = sum(b.gap for b in bars)
@@ -174,6 +200,8 @@ def audit_journal(path: Path, view: JournalView, fees: Fees) -> dict[str, Any]:
         "gap_usd": gap,
         "components": totals,
         "orders_cut": int(cut_events),
+        "bars_skipped_valued": len(shadow),
+        "bars_skipped_unvalued": unvalued,
         "bars": [{"bar": b.bar, "gap": b.gap, **b.components} for b in bars],
         "problem": None,
     }

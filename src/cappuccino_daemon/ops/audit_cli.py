@@ -77,7 +77,8 @@ def _run_audit(args: argparse.Namespace) -> int:
         print(
             f"{r['name']}: live {r['live_equity']:,.2f} USD, env after the same decisions "
             f"{r['env_equity']:,.2f}, gap {r['gap_usd']:+,.2f} over {r['bars_decided']} bars "
-            f"({r['bars_skipped']} skipped, not valued)"
+            f"({r['bars_skipped']} skipped: {r['bars_skipped_valued']} valued, "
+            f"{r['bars_skipped_unvalued']} without their data)"
         )
         for name in COMPONENTS:
             print(f"  {name.replace('_', ' '):<22} {r['components'][name]:+12,.4f}")

@@ -42,6 +42,7 @@ from cappuccino_daemon.worker.executor import ExecutionReport, Executor, OrderLi
 from cappuccino_daemon.worker.pace import BrokerClockRate
 from cappuccino_daemon.worker.parity import ParityCheck, ParityResult
 from cappuccino_daemon.worker.riskguard import RiskGuard
+from cappuccino_daemon.worker.shadow import record_skipped
 
 log = get_logger(__name__)
 
@@ -187,6 +188,8 @@ class Cycle:
         except InvariantViolation as exc:
             return self._skip(bar, f"refused: {exc}")
         parity = None if self.parity is None else self.parity.check(bar, frames, account, raw)
+        features = self.parity.features if self.parity is not None else ticker_features
+        record_skipped(self.journal, self.spec, self.policy, frames, account, anv, features)
         plan = plan_step(raw, account, prices, anv, self.spec.profile)
         orders, limits = plan.orders, None
         if self.risk is not None:

@@ -60,23 +60,26 @@ class ReplayFeatures:
         return found
 
 
-def replay_action(
+def replay_decision(
     spec: ModelSpec,
     policy: Policy,
     frames: dict[str, pd.DataFrame],
     bar: datetime,
     account: AccountState,
     features: FeatureFn = ticker_features,
-) -> npt.NDArray[np.float32]:
-    """The replay path's raw action for the decision on ``bar`` (its open time) from these books."""
-    matrix = feature_matrix(frames, spec.tickers, features)
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """The replay path's raw action for the decision on ``bar`` (its open time) from these books, and
+    that bar's closes."""
+    upto = {t: f.loc[f.index <= pd.Timestamp(bar)] for t, f in frames.items() if t in spec.tickers}
+    matrix = feature_matrix(upto, spec.tickers, features)
     rows = np.flatnonzero(matrix.times == pd.Timestamp(bar))
     if rows.size != 1:
         raise StaleDataError(f"bar {bar.isoformat()} is not a row of the replay matrix")
+    row = int(rows[0])
     state = state_from_tech_array(
-        matrix.tech_array, int(rows[0]), spec.lookback, account.cash, account.holdings, spec.norms
+        matrix.tech_array, row, spec.lookback, account.cash, account.holdings, spec.norms
     )
-    return np.asarray(policy.act(state), dtype=np.float32)
+    return np.asarray(policy.act(state), dtype=np.float32), matrix.price_array[row]
 
 
 class ParityCheck:
@@ -105,9 +108,8 @@ class ParityCheck:
         self._bars += 1
         if (self._bars - 1) % self.every:
             return None
-        upto = {t: f.loc[f.index <= pd.Timestamp(bar)] for t, f in frames.items() if t in self.spec.tickers}
         try:
-            again = replay_action(self.spec, self.policy, upto, bar, account, self.features)
+            again, _ = replay_decision(self.spec, self.policy, frames, bar, account, self.features)
             diff = float(np.max(np.abs(again.astype(np.float64) - live.astype(np.float64))))
         except Exception as exc:  # the replay path failed where the live one decided: that is the alarm
             again, diff = None, float("inf")
