@@ -224,3 +224,10 @@ def make_config(tmp: Path, worker: ChildPlan, emulator: ChildPlan | None = None)
     state = tmp / "state"
     state.mkdir(exist_ok=True)
     return SupervisorConfig(state_dir=state, worker=worker, emulator=emulator)
+
+
+def kill_children(loop: SteppedLoop) -> None:
+    """Teardown: SIGKILL every child the loop still has running (a failed test may leave one)."""
+    for rec in loop.supervisor.state.children.values():
+        if rec.pid and not has_exited(rec.pid):
+            os.killpg(rec.pid, signal.SIGKILL)

@@ -3,11 +3,9 @@ broker unreachable for longer than allowed, a child given up. The loop runs on a
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
-from stepped_loop import HeldChild, SteppedLoop, has_exited, make_config
+from stepped_loop import HeldChild, SteppedLoop, kill_children, make_config
 
 from cappuccino_daemon.alerts.sender import AlertSender
 from cappuccino_daemon.alerts.testing import Receiver
@@ -53,9 +51,7 @@ def test_restarting_unreachable_and_given_up_each_reach_a_person_once(tmp_path: 
         assert "given up" in messages[-1]["title"] and messages[-1]["type"] == "failure"
         assert "exit 78" in messages[-1]["message"]
     finally:
-        for rec in loop.supervisor.state.children.values():
-            if rec.pid and not has_exited(rec.pid):
-                os.killpg(rec.pid, signal.SIGKILL)
+        kill_children(loop)
         loop.close()
         worker.close()
         receiver.close()

@@ -6,7 +6,6 @@ reloading again applies it. The check is the real ``cappuccino-paper validate`` 
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import structlog
-from stepped_loop import BARRIER_S, HeldChild, SteppedLoop, has_exited, make_config
+from stepped_loop import BARRIER_S, HeldChild, SteppedLoop, kill_children, make_config
 
 from cappuccino_daemon.alerts.sender import AlertSender
 from cappuccino_daemon.alerts.testing import Receiver
@@ -57,9 +56,7 @@ def rig(tmp_path: Path) -> Iterator[tuple[SteppedLoop, HeldChild, Path, Receiver
     sender = AlertSender([receiver.url()], timeout_s=5, max_per_minute=100, repeat_after_s=0.0)
     loop.supervisor.alerts = SupervisorAlerts(AlertPlan(), sender=sender)
     yield loop, worker, config, receiver
-    for rec in loop.supervisor.state.children.values():
-        if rec.pid and not has_exited(rec.pid):
-            os.killpg(rec.pid, signal.SIGKILL)
+    kill_children(loop)
     loop.close()
     worker.close()
     receiver.close()

@@ -6,26 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_worker_e2e import GRACE_S, next_bar
-from worker_support import START, TICKERS, Model, broker_for
+from test_worker_e2e import next_bar
+from worker_support import START, Model, broker_for, quick_options
 
 from cappuccino_daemon.emulator.testing import EmulatorThread
 from cappuccino_daemon.ops.audit import Fees, audit_journal
 from cappuccino_daemon.ops.journal_view import read_journal
-from cappuccino_daemon.worker.build import WorkerOptions, build_loop
+from cappuccino_daemon.worker.build import build_loop
 
 
 def test_a_real_runs_gap_is_explained(tmp_path: Path, tiny_model: Model) -> None:
     with EmulatorThread(synthetic_seed=3, start=START, slippage_bps=30.0) as emu:
-        opts = WorkerOptions(
-            model_dir=tiny_model.dir,
-            tickers=TICKERS,
-            state_dir=tmp_path,
-            max_clock_skew_s=None,
-            poll_interval_s=0.1,
-            grace_s=GRACE_S,
-            fill_timeout_s=5.0,
-        )
+        opts = quick_options(tiny_model.dir, tmp_path)
         loop = build_loop(opts, tiny_model.spec, tiny_model.policy, broker_for(emu))
         for k in range(6):
             next_bar(emu)

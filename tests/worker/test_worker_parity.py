@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from test_worker_e2e import GRACE_S, next_bar
-from worker_support import TICKERS, Model, broker_for
+from test_worker_e2e import next_bar
+from worker_support import TICKERS, Model, broker_for, quick_options
 
 from cappuccino_daemon.alerts.sender import AlertSender
 from cappuccino_daemon.alerts.testing import Receiver
@@ -22,7 +22,7 @@ from cappuccino_daemon.config import load_settings
 from cappuccino_daemon.emulator.testing import EmulatorThread
 from cappuccino_daemon.model.spec import Policy
 from cappuccino_daemon.policy.features import Aligned
-from cappuccino_daemon.worker.build import WorkerOptions, build_loop
+from cappuccino_daemon.worker.build import build_loop
 from cappuccino_daemon.worker.cycle import check_and_align
 from cappuccino_daemon.worker.loop import WorkerLoop
 from cappuccino_daemon.worker.metrics import WorkerMetrics
@@ -42,15 +42,7 @@ class ReadsFeatures:
 
 
 def _loop(tmp_path: Path, emu: EmulatorThread, model: Model) -> WorkerLoop:
-    opts = WorkerOptions(
-        model_dir=model.dir,
-        tickers=TICKERS,
-        state_dir=tmp_path / "state",
-        max_clock_skew_s=None,
-        poll_interval_s=0.1,
-        grace_s=GRACE_S,
-        fill_timeout_s=5.0,
-    )
+    opts = quick_options(model.dir, tmp_path / "state")
     policy = ReadsFeatures(model.policy, len(TICKERS))
     loop = build_loop(opts, model.spec, policy, broker_for(emu))
     config = tmp_path / "daemon.toml"

@@ -10,30 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_worker_e2e import GRACE_S, next_bar
-from worker_support import TICKERS, Model, broker_for
+from test_worker_e2e import next_bar
+from worker_support import TICKERS, Model, broker_for, quick_options
 
 from cappuccino_daemon.cli import main
 from cappuccino_daemon.config import RiskLimits, load_settings
 from cappuccino_daemon.emulator.testing import EmulatorThread
 from cappuccino_daemon.journal.halts import current_halt
-from cappuccino_daemon.worker.build import WorkerOptions, build_loop
+from cappuccino_daemon.worker.build import build_loop
 from cappuccino_daemon.worker.loop import WorkerLoop
 from cappuccino_daemon.worker.metrics import WorkerMetrics
 
 
 def _loop(state: Path, emu: EmulatorThread, model: Model, **opts: Any) -> WorkerLoop:
-    options = WorkerOptions(
-        model_dir=model.dir,
-        tickers=TICKERS,
-        state_dir=state,
-        max_clock_skew_s=None,
-        poll_interval_s=0.1,
-        grace_s=GRACE_S,
-        fill_timeout_s=5.0,
-        **opts,
-    )
-    return build_loop(options, model.spec, model.policy, broker_for(emu))
+    return build_loop(quick_options(model.dir, state, **opts), model.spec, model.policy, broker_for(emu))
 
 
 def _shock(emu: EmulatorThread, symbol: str, factor: float | None) -> dict[str, Any]:
@@ -222,16 +212,7 @@ def test_flatten_sells_everything_from_the_breach_on_though_the_model_wants_to_b
     tmp_path: Path, emulator: EmulatorThread, tiny_model: Model
 ) -> None:
     risk = RiskLimits(max_drawdown=0.05, on_breach="flatten")
-    options = WorkerOptions(
-        model_dir=tiny_model.dir,
-        tickers=TICKERS,
-        state_dir=tmp_path / "state",
-        max_clock_skew_s=None,
-        poll_interval_s=0.1,
-        grace_s=GRACE_S,
-        fill_timeout_s=5.0,
-        risk=risk,
-    )
+    options = quick_options(tiny_model.dir, tmp_path / "state", risk=risk)
     loop = build_loop(options, tiny_model.spec, AlwaysBuys(), broker_for(emulator))
     next_bar(emulator)
     assert loop.step().kind == "traded"

@@ -52,3 +52,20 @@ def rest_limit_order(emu: EmulatorThread, client_order_id: str) -> dict[str, Any
     order = {"symbol": "ETH/USD", "qty": "2", "side": "buy", "type": "limit", "time_in_force": "gtc",
              "limit_price": "10", "client_order_id": client_order_id}  # fmt: skip
     return dict(client.post("/orders", order))  # type: ignore[arg-type]
+
+
+def quick_options(model_dir: Path, state_dir: Path, **overrides: Any) -> Any:
+    """``WorkerOptions`` for a test on the stepped emulator: the stub's tickers, no clock-skew guard
+    (the emulator's clock is simulated), short polls and fill waits; ``overrides`` on top."""
+    from cappuccino_daemon.worker.build import WorkerOptions
+
+    fields: dict[str, Any] = {
+        "model_dir": model_dir,
+        "tickers": TICKERS,
+        "state_dir": state_dir,
+        "max_clock_skew_s": None,
+        "poll_interval_s": 0.1,
+        "grace_s": 5.0,
+        "fill_timeout_s": 5.0,
+    }
+    return WorkerOptions(**(fields | overrides))
