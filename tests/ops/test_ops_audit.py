@@ -45,7 +45,8 @@ def _known_journal(path: Path) -> None:
         t1 = T0 + timedelta(hours=1)
         j.skip_cycle(t1, "m", "gap: bar missing")
         env_t1 = {"cash": cash - 0.1 * 105.0 * 1.01, "holdings": [0.699, 0.0]}  # the env buys 0.1 at 105
-        shadow = {"bar": t1.isoformat(), "cash": cash, "holdings": [0.599, 0.0], "env_after": env_t1}
+        shadow = {"bar": t1.isoformat(), "cash": cash, "holdings": [0.599, 0.0], "prices": [105.0, 10.0]}
+        shadow["env_after"] = env_t1
         j.record_event("skipped_bar_env", None, shadow)
         j.record_event("skipped_bar_env", None, {"bar": "2024-03-01T09:00:00+00:00", "cash": cash,
                                                  "holdings": [0.0, 0.0], "unvalued": "no bars"})  # fmt: skip

@@ -3,6 +3,7 @@ worker misses two bars, and the gap the audit finds is split into causes with ne
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,11 @@ def test_a_real_runs_gap_is_explained(tmp_path: Path, tiny_model: Model) -> None
             loop.reconcile_now(loop.cycle.broker.now())  # the clamps of fees kept in coin
     path = loop.cycle.journal.path
     profile = tiny_model.spec.profile
-    result = audit_journal(path, read_journal(path), Fees(profile.buy_cost_pct, profile.sell_cost_pct))
+    fees = Fees(profile.buy_cost_pct, profile.sell_cost_pct)
+    result = audit_journal(path, read_journal(path), fees, profile, timedelta(hours=1))
     parts = result["components"]
     assert result["bars_decided"] == 6 and len(result["bars"]) == 6 + 2
+    assert result["bars_env_at_next_close"] == 5  # as training fills; the newest bar has no next close yet
     assert parts["fill_price"] < 0  # 30 bp of slippage against every order
     assert parts["dropped_or_resized"] != 0  # the broker's steps and minimums
     assert parts["fees_in_coin"] < 0  # the coins the broker kept, clamped out of the books

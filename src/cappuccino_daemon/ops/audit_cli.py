@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def audit_rows(settings: Any, state: Path, name: str | None) -> list[dict[str, A
     from cappuccino_daemon.errors import ConfigError
     from cappuccino_daemon.ops.audit import Fees, audit_journal
     from cappuccino_daemon.ops.journal_view import read_journal
-    from cappuccino_daemon.ops.leaderboard import model_facts
+    from cappuccino_daemon.ops.leaderboard import HOURS_PER_YEAR, model_facts
     from cappuccino_daemon.ops.status import find_journal
 
     entries = list(settings.models_list)
@@ -51,7 +52,8 @@ def audit_rows(settings: Any, state: Path, name: str | None) -> list[dict[str, A
             rows.append(row | {"problem": f"model folder unreadable, so its fee rates are unknown: {exc}"})
             continue
         fees = Fees(facts.buy_cost_pct, facts.sell_cost_pct)
-        rows.append(row | audit_journal(path, read_journal(path), fees))
+        step = timedelta(seconds=round(HOURS_PER_YEAR * 3600 / facts.bars_per_year))
+        rows.append(row | audit_journal(path, read_journal(path), fees, facts.profile, step))
     return rows
 
 

@@ -200,9 +200,10 @@ class Cycle:
             "scaled_action": [float(x) for x in plan.scaled_action],
             "orders": [{"index": o.index, "side": o.side, "qty": o.qty, "kind": o.kind} for o in lines],
             "dropped_gaps": {t: [x.isoformat() for x in v][-5:] for t, v in aligned.matrix.dropped.items()},
-            # What the training env does from the same books: fills at these closes, cash fees, its
-            # minimums (before risk cuts); the reference a live-versus-simulation audit compares with.
+            # The env's step from the same books at these closes (before risk cuts), and the cooldown
+            # it started from, so the audit can redo the step at the next close, where training fills.
             "env_after": {"cash": plan.after.cash, "holdings": [float(h) for h in plan.after.holdings]},
+            "cooldown_before": [float(c) for c in account.cooldown],
         }
         if limits is not None and (limits["halted"] or limits["cuts"]):
             plan_json["risk"] = limits

@@ -41,6 +41,7 @@ def record_skipped(
     for bar in journal.skipped_since_decision(SKIPPED_ENV):
         detail: dict[str, Any] = {"bar": bar.isoformat(), "cash": account.cash}
         detail["holdings"] = [float(h) for h in account.holdings]
+        detail["cooldown"] = [float(c) for c in account.cooldown]
         try:
             raw, prices = replay_decision(spec, policy, frames, bar, account, features)
             plan = plan_step(raw, account, prices, anv, spec.profile)
