@@ -90,7 +90,8 @@ def test_a_loss_limit_halts_the_model_across_a_restart_until_resume_model(
     assert main(["leaderboard", "--json", "--config", str(config)]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["halted"]["limit"] == limit and row["halted"]["on_breach"] == "halt"
-    assert main(["resume-model", tiny_model.dir.name, "--config", str(config), "--note", "checked"]) == 0
+    model_id = loop.cycle.spec.model_id  # what the log and the alert name: accepted as well as the name
+    assert main(["resume-model", model_id, "--config", str(config), "--note", "checked"]) == 0
     resumed = loop.cycle.journal.events("risk_resumed")
     assert len(resumed) == 1 and resumed[0]["detail"]["note"] == "checked"
     assert resumed[0]["detail"]["halt"]["limit"] == limit

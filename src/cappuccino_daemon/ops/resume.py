@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--note), restarts the drawdown and daily-loss marks from the next decision, and the running "
         "worker lets the model buy again from its next bar. A model that is not halted is left alone.",
     )
-    p.add_argument("name", help="the model's name (its [[models]] name, or the [model] folder name)")
+    p.add_argument("name", help="the model's name ([[models]] name or [model] folder) or its model id")
     p.add_argument("--config", type=Path, help="daemon TOML (default config/daemon.toml)")
     p.add_argument("--state-dir", type=Path, help="state directory (default: the config's paths.state)")
     p.add_argument("--note", default="", help="why, for the journal (e.g. who checked what)")
@@ -33,16 +33,20 @@ def _run_resume(args: argparse.Namespace) -> int:
     from cappuccino_daemon.ops.status import find_journal
 
     settings = load_settings(args.config or DEFAULT_CONFIG, require_model_dir=False)
-    entries = {e.name.casefold(): e for e in settings.models_list}
-    entry = entries.get(args.name.casefold())
+    state = Path(args.state_dir or settings.paths.state)
+    wanted = args.name.casefold()
+    entry, path, note = None, None, ""
+    for candidate in settings.models_list:  # its name, or its model id (the journal's, in logs and alerts)
+        found, why = find_journal(state, candidate.dir)
+        if wanted in (candidate.name.casefold(), found.stem.casefold() if found else ""):
+            entry, path, note = candidate, found, why
+            break
     if entry is None:
         raise ConfigError(
             f"{settings.source_file}: no model named {args.name!r}; the configured models are "
-            f"{', '.join(e.name for e in settings.models_list)}. Pass one of those names "
+            f"{', '.join(e.name for e in settings.models_list)}. Pass one of those names or its model id "
             "(`cappuccino-paper status` lists them with their halts)."
         )
-    state = Path(args.state_dir or settings.paths.state)
-    path, note = find_journal(state, entry.dir)
     if path is None or note != "journal of the configured model":
         raise ConfigError(
             f"{state}: model {entry.name!r} has no journal there yet, so it cannot be halted. Check "
