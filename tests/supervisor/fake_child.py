@@ -1,7 +1,7 @@
 """A stand-in worker/emulator/validator for the supervisor tests: behaviour scripted per start.
 
 Usage: fake_child.py EVENTS_FILE ROLE [--heartbeat-file F] [--ready-file F] [--exchange-ready-file F]
-[--script JSON]
+[--config F] [--script JSON]
 The script is a list of dicts, one per start (the last one repeats):
   run_s: seconds before exiting (None: forever), exit: exit code, heartbeat: write heartbeats (and
   touch the ready file),
@@ -9,7 +9,8 @@ The script is a list of dicts, one per start (the last one repeats):
   term_delay_s: seconds to linger after SIGTERM before exiting 0, ignore_term: never exit on SIGTERM.
 With --exchange-ready-file (a worker) heartbeats pause while that file is missing or older than 0.5 s,
 like a real worker blocked on a frozen exchange.
-Every start, heartbeat count, SIGTERM and exit is appended to EVENTS_FILE as a JSON line.
+Every start, heartbeat count, SIGTERM and exit is appended to EVENTS_FILE as a JSON line; with --config
+the start records the model folders that file names, as a real worker would read them at its start.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import signal
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ def main() -> int:
     parser.add_argument("--heartbeat-file", type=Path)
     parser.add_argument("--ready-file", type=Path)
     parser.add_argument("--exchange-ready-file", type=Path)
+    parser.add_argument("--config", type=Path)
     parser.add_argument("--script", default="[{}]")
     args = parser.parse_args()
     events: Path = args.events
@@ -59,6 +62,7 @@ def main() -> int:
         env_notify=os.environ.get("NOTIFY_SOCKET"),
         env_watchdog=os.environ.get("WATCHDOG_USEC"),
         argv=sys.argv[1:],
+        models=_models(args.config),
     )
     term: dict[str, float | None] = {"at": None}
 
@@ -121,6 +125,15 @@ def _live(
                 ),
             )
         time.sleep(0.01)
+
+
+def _models(config: Path | None) -> list[str] | None:
+    """The model folders' names in the config file the supervisor handed us (None without one)."""
+    if config is None:
+        return None
+    data = tomllib.loads(config.read_text(encoding="utf-8"))
+    tables = data.get("models") or ([data["model"]] if "model" in data else [])
+    return [Path(t["dir"]).name for t in tables]
 
 
 def _fresh(path: Path, within_s: float) -> bool:

@@ -22,7 +22,7 @@ def commands_from(fakes: dict[str, Any]) -> ChildCommands:
 
     def worker(v: PlanValues) -> list[str]:
         follow = ["--exchange-ready-file", str(v.ready_file)] if fakes["worker_follows_exchange"] else []
-        heartbeat = ["--heartbeat-file", str(v.heartbeat_file)]
+        heartbeat = ["--heartbeat-file", str(v.heartbeat_file), "--config", str(v.config_file)]
         return fake_command(events, "worker", fakes["worker"], *heartbeat, *follow)
 
     def validate(_v: PlanValues) -> list[str]:

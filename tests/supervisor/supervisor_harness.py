@@ -37,6 +37,15 @@ def fake_command(events: Path, role: str, script: list[dict[str, Any]], *extra: 
     return [sys.executable, str(FAKE_CHILD), str(events), role, *extra, "--script", json.dumps(script)]
 
 
+def _model_tables(folders: list[Path], single: bool) -> list[str]:
+    if single:
+        return ["[model]", f"dir = {_toml_value(str(folders[0]))}"]
+    lines: list[str] = []
+    for folder in folders:
+        lines += ["[[models]]", f"dir = {_toml_value(str(folder))}", "capital = 500.0"]
+    return lines
+
+
 class Harness:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
@@ -54,8 +63,11 @@ class Harness:
         validate: list[dict[str, Any]] | None = None,
         emulator: list[dict[str, Any]] | None = None,
         worker_follows_exchange: bool = False,
+        models: list[Path] | None = None,
         **supervisor: Any,
     ) -> None:
+        """``models``: ``[[models]]`` tables for these folders instead of one ``[model]`` (an empty folder,
+        enough for the fake worker; the real ``validate`` of a reload needs real ones)."""
         sup = {**FAST, **supervisor}
         fakes = {
             "events": str(self.events),
@@ -66,8 +78,7 @@ class Harness:
         }
         self.fakes.write_text(json.dumps(fakes))
         lines = [
-            "[model]",
-            f"dir = {_toml_value(str(self.tmp / 'model'))}",
+            *_model_tables(models or [self.tmp / "model"], single=models is None),
             "[broker]",
             f"kind = {_toml_value('emulator' if emulator is not None else 'alpaca-paper')}",
             "[emulator]",

@@ -13,7 +13,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -263,7 +262,7 @@ class Supervisor:
         if self.cfg.config_file is None or worker is None:
             log.warning("reload_ignored", reason="started without a config file: nothing to re-read")
             return
-        self.notifier.send(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        self.notifier.reloading("reloading: checking the edited configuration beside the running worker")
         log.info("reload_start", config_file=str(self.cfg.config_file))
         self._reload = Reload(self.cfg.config_file, self._baseline, dict(worker.plan.env))
         early = self._reload.start()
@@ -272,7 +271,7 @@ class Supervisor:
 
     def _finish_reload(self, reload: Reload, outcome: ReloadOutcome) -> None:
         self._reload = None
-        self.notifier.ready(self._status_text(self.state.status))
+        self.notifier.reloaded(self._status_text(self.state.status))
         if not outcome.ok:
             log.error(
                 "reload_refused", error=outcome.message, worker="keeps trading with the old configuration"

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from cappuccino_daemon.logsetup import get_logger
 
@@ -62,11 +63,24 @@ def watchdog_interval_s(environ: Mapping[str, str] | None = None, pid: int | Non
     return value / 1e6 / 2.0
 
 
-class Notifier:
-    """The supervisor's view of systemd: READY once, STATUS on change, WATCHDOG rate-limited, STOPPING."""
+def monotonic_usec() -> int:
+    """systemd's own clock (CLOCK_MONOTONIC) in µs, what ``MONOTONIC_USEC=`` must carry."""
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+
+class Notifier:
+    """The supervisor's view of systemd: READY once, STATUS on change, WATCHDOG rate-limited, STOPPING,
+    and RELOADING=1 ... READY=1 around a reload (SIGHUP).
+
+    ``clock_usec`` is systemd's clock for ``MONOTONIC_USEC=``, not the supervisor's (possibly fake) clock:
+    systemd compares it with the time it sent SIGHUP; tests pass a fixed one to check the message."""
+
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, clock_usec: Callable[[], int] = monotonic_usec
+    ) -> None:
         self._env: Mapping[str, str] = dict(os.environ if environ is None else environ)
+        self._clock_usec = clock_usec
+        self.reloading_sent = False
         self.enabled = socket_address(self._env.get("NOTIFY_SOCKET")) is not None
         interval = watchdog_interval_s(self._env)
         # Without a systemd watchdog we still ping (harmless) but rarely.
@@ -91,6 +105,33 @@ class Notifier:
             self._last_status = _one_line(status)
         self.send("\n".join(lines))
         log.info("sd_ready", notify=self.enabled)
+
+    def reloading(self, status: str | None = None) -> bool:
+        """A reload check starts: ``RELOADING=1`` with ``MONOTONIC_USEC=`` (which ``Type=notify-reload``,
+        systemd >= 253, needs to tie the message to its SIGHUP; older systemd ignores the field).
+
+        Only after READY: while the unit is still starting systemd ignores RELOADING=1, and the READY=1
+        that ends a reload would then end the start before the worker's first heartbeat."""
+        if not self.ready_sent or self.reloading_sent:
+            return False
+        self.reloading_sent = True
+        lines = ["RELOADING=1", f"MONOTONIC_USEC={self._clock_usec()}"]
+        if status:
+            self._last_status = _one_line(status)
+            lines.append(f"STATUS={self._last_status}")
+        self.send("\n".join(lines))
+        return True
+
+    def reloaded(self, status: str | None = None) -> None:
+        """The reload check is over (applied or refused): ``READY=1`` again, or systemd keeps the unit
+        "reloading" until its timeout and fails the ``systemctl reload`` job. ``ready`` is once-only."""
+        if not self.reloading_sent:
+            return
+        self.reloading_sent = False
+        lines = ["READY=1"] + ([f"STATUS={_one_line(status)}"] if status else [])
+        if status:
+            self._last_status = _one_line(status)
+        self.send("\n".join(lines))
 
     def status(self, text: str) -> None:
         line = _one_line(text)
