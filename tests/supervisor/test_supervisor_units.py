@@ -180,6 +180,33 @@ def test_notifier_rate_limits_watchdog_and_dedupes_status(tmp_path: Path) -> Non
     assert got == ["WATCHDOG=1", "STATUS=a", "WATCHDOG=1"]
 
 
+def test_notifier_reload_sends_ready_again_and_never_during_start(tmp_path: Path) -> None:
+    """RELOADING=1 (with systemd's clock) and the READY=1 ending it only once the start's READY is out:
+    ``ready`` is once-only, so a reload needs its own READY or systemd keeps the unit reloading."""
+    path = str(tmp_path / "n.sock")
+    with _bound_socket(path) as sock:
+        notifier = Notifier({"NOTIFY_SOCKET": path}, clock_usec=lambda: 123456789)
+        assert notifier.reloading() is False  # still starting: systemd would ignore it
+        notifier.reloaded()  # nothing to end: no READY before the worker's first heartbeat
+        notifier.ready("running")
+        assert notifier.reloading("checking") is True
+        assert notifier.reloading() is False  # one reload at a time
+        notifier.reloaded("running")
+        notifier.reloaded("running")  # already ended
+        sock.settimeout(0.3)
+        got = []
+        try:
+            while True:
+                got.append(sock.recv(4096).decode())
+        except TimeoutError:
+            pass
+    assert got == [
+        "READY=1\nSTATUS=running",
+        "RELOADING=1\nMONOTONIC_USEC=123456789\nSTATUS=checking",
+        "READY=1\nSTATUS=running",
+    ]
+
+
 def test_clean_env_strips_systemd_notify_variables() -> None:
     env = clean_env(
         {"NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "1", "WATCHDOG_PID": "2", "CREDENTIALS_DIRECTORY": "/c"},
