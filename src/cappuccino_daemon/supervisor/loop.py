@@ -253,7 +253,7 @@ class Supervisor:
             self._begin_reload()
         if self._reload is None:
             return
-        outcome = self._reload.poll()
+        outcome = self._reload.poll(self.clock.monotonic())
         if outcome is not None:
             self._finish_reload(self._reload, outcome)
 
@@ -264,8 +264,10 @@ class Supervisor:
             return
         self.notifier.reloading("reloading: checking the edited configuration beside the running worker")
         log.info("reload_start", config_file=str(self.cfg.config_file))
-        self._reload = Reload(self.cfg.config_file, self._baseline, dict(worker.plan.env))
-        early = self._reload.start()
+        self._reload = Reload(
+            self.cfg.config_file, self._baseline, dict(worker.plan.env), self.cfg.validate_timeout_s
+        )
+        early = self._reload.start(self.clock.monotonic())
         if early is not None:
             self._finish_reload(self._reload, early)
 
@@ -274,7 +276,10 @@ class Supervisor:
         self.notifier.reloaded(self._status_text(self.state.status))
         if not outcome.ok:
             log.error(
-                "reload_refused", error=outcome.message, worker="keeps trading with the old configuration"
+                "reload_refused",
+                error=outcome.message,
+                worker="keeps trading with the old configuration; fix or revert the file, since a worker "
+                "restart for any other reason (a crash, systemctl restart) reads it as it is",
             )
             self.alerts.refused_reload(outcome.message)
             return
