@@ -44,6 +44,32 @@ def test_a_hanging_notifier_never_holds_the_caller_and_a_failing_one_is_logged(r
     assert any(e["event"] == "alert_failed" and e["to"] == "1 URL(s): json" for e in logs)
 
 
+def test_the_timeout_ends_a_send_the_receiver_never_answers(receiver: Receiver) -> None:
+    receiver.hang = True
+    sender = AlertSender([receiver.url()], timeout_s=0.5).start()
+    sender.post(Alert("worker_given_up", "first", "never answered", key="a"))
+    receiver.wait_for(1)  # the first request is in, and stays unanswered until the test ends
+    receiver.hang = False
+    sender.post(Alert("worker_given_up", "second", "answered", key="b"))
+    messages = receiver.wait_for(2)  # only arrives once the timeout ended the first send
+    sender.close(timeout_s=5)
+    assert [m["title"] for m in messages] == ["first", "second"]
+    assert not receiver.release.is_set()  # nothing but the timeout let the sender go on
+    assert sender.failed == 1 and sender.sent == 1
+
+
+def test_close_gives_up_on_a_notifier_that_never_answers(receiver: Receiver) -> None:
+    receiver.hang = True
+    sender = AlertSender([receiver.url()], timeout_s=30).start()
+    for i in range(3):
+        sender.post(Alert("parity_alarm", f"alarm {i}", "held", key=str(i)))
+    receiver.wait_for(1)
+    thread = sender._thread
+    assert thread is not None
+    sender.close(timeout_s=0.2)  # returns while the send is in flight and two more are queued
+    assert thread.is_alive() and sender._thread is None and sender.sent == 0
+
+
 def test_rate_limits_on_a_fake_clock_and_what_they_dropped_is_counted() -> None:
     now = [0.0]
     delivered: list[Alert] = []

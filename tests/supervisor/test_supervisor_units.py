@@ -299,7 +299,7 @@ def test_supervisor_never_imports_the_ml_or_broker_stack() -> None:
         "cappuccino_daemon.supervisor.loop; "
         "heavy = ('torch', 'talib', 'alpaca', 'numpy', 'pandas', 'starlette', 'cappuccino_daemon.worker', "
         "'cappuccino_daemon.model', 'cappuccino_daemon.policy', 'cappuccino_daemon.broker', "
-        "'cappuccino_daemon.emulator'); "
+        "'cappuccino_daemon.emulator', 'apprise'); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy[6:])))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

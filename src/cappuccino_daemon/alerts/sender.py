@@ -83,12 +83,14 @@ class AlertSender:
             log.warning("alert_dropped", kind=alert.kind, reason="queue full (the notifier is slow or down)")
 
     def close(self, timeout_s: float = 2.0) -> None:
-        """Let queued alerts go for up to ``timeout_s``, then stop (the thread is a daemon either way)."""
+        """Let queued alerts go for up to ``timeout_s`` in all, then stop (the thread is a daemon either
+        way, so a notifier still hanging then never holds the process's exit)."""
         if self._thread is None:
             return
+        deadline = time.monotonic() + timeout_s
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=timeout_s)
-        self._thread.join(timeout_s)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         self._thread = None
 
     def _run(self) -> None:
