@@ -568,7 +568,7 @@ def _read_toml(config_file: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{config_file}: [notify] urls is set, but notification URLs hold tokens and never go in the "
             "TOML. Remove the key and put the URLs in the environment variable CAPPUCCINO_NOTIFY_URLS "
-            "(space-separated), or in a systemd credential (LoadCredential=notify_urls:/etc/cappuccino/"
+            "(space-separated), or in a systemd credential (LoadCredential=notify_urls:/etc/cappuccino-paper/"
             "notify_urls, one URL per line)."
         )
     secrets = _find_secrets(raw)

@@ -84,6 +84,9 @@ RuntimeDirectoryPreserve=yes
 {cred_prefix}LoadCredential=alpaca_api_secret:{cred_dir}/alpaca_api_secret
 # Simpler alternative (keys visible in the environment): ALPACA_API_KEY=... / ALPACA_API_SECRET=... in
 #EnvironmentFile=-{cred_dir}/env
+# Alert URLs for [notify] (apprise; they hold tokens), one per line: create the file below the same
+# way, then uncomment (systemd does not start a unit whose credential file is missing).
+#LoadCredential=notify_urls:{cred_dir}/notify_urls
 # Hardening that PyTorch tolerates (check with `systemd-analyze security {unit_glob}`).
 # MemoryDenyWriteExecute= stays off: PyTorch/numba JITs need writable+executable pages.
 NoNewPrivileges=yes
