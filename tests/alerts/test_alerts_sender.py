@@ -126,6 +126,11 @@ def test_urls_from_the_environment_or_a_systemd_credential(tmp_path: Path) -> No
         "tgram://123456789:ABCdefGHIjklMNOpqr/42"
     ]
     assert notify_urls({}) == [] and not AlertSender([]).start().enabled
+    (tmp_path / "notify_urls").write_bytes(b"\xff\xfe not text")
+    with structlog.testing.capture_logs() as logs:  # a credential we cannot read is said, not swallowed
+        assert notify_urls({"CREDENTIALS_DIRECTORY": str(tmp_path)}) == []
+    assert [e["event"] for e in logs] == ["notify_credential_unreadable"]
+    assert logs[0]["error"] == "UnicodeDecodeError"
 
 
 def test_urls_in_the_toml_are_refused(tmp_path: Path) -> None:

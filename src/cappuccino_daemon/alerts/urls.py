@@ -12,11 +12,12 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from cappuccino_daemon.logsetup import register_secret
+from cappuccino_daemon.logsetup import get_logger, register_secret
 
 ENV_VAR = "CAPPUCCINO_NOTIFY_URLS"
 CREDENTIAL = "notify_urls"
 _SPLIT = re.compile(r"[\s,]+")
+log = get_logger(__name__)
 
 
 def notify_urls(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -24,10 +25,7 @@ def notify_urls(environ: Mapping[str, str] | None = None) -> list[str]:
     text = env.get(ENV_VAR, "")
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if not text.strip() and cred_dir:
-        try:
-            text = (Path(cred_dir) / CREDENTIAL).read_text(encoding="utf-8")
-        except OSError:
-            text = ""
+        text = _read_credential(Path(cred_dir) / CREDENTIAL)
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     urls = [u for u in _SPLIT.split("\n".join(lines)) if u]
     for url in urls:
@@ -36,6 +34,17 @@ def notify_urls(environ: Mapping[str, str] | None = None) -> list[str]:
             if len(part) >= 12 and "." not in part:  # tokens and passwords, not host names
                 register_secret(part)
     return urls
+
+
+def _read_credential(path: Path) -> str:
+    """The credential's text; none is normal (alerts off), one we cannot read is worth a warning."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("notify_credential_unreadable", path=str(path), error=type(exc).__name__)
+        return ""
 
 
 def describe(urls: Sequence[str]) -> str:
