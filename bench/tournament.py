@@ -1,16 +1,20 @@
 """A tournament's bar: N models decided and every order sent, against one model (prints, asserts nothing).
 
-One worker loop over N models (``build_loop(..., others=...)``) trades an in-process emulator whose clock
-is stepped to just after each bar close + grace, so a figure is the worker's own work for a bar: one
+One worker loop over N models (``build_loop(..., others=...)``) trades an emulator whose clock is
+stepped to just after each bar close + grace, so a figure is the worker's own work for a bar: one
 reconciliation of the account, one shared bar download, N states, N actor forwards, N plans and every
-order sent and filled over loopback HTTP (the sleep and wake-up are ``order_lag.py``'s subject). The
+order sent over loopback HTTP (the sleep and wake-up are ``order_lag.py``'s subject). Two figures per
+bar: **to the last order sent** (the goal's measure: from the poll's start to the broker's answer to
+the bar's last order) and **the whole poll** (that plus the last fills' wait, the parity check and the
+journal's end of cycle). The emulator runs as its own process by default, as Alpaca is not inside the
+worker; ``--emulator thread`` puts it in this process (its work then shares the worker's GIL). The
 models are the hand-weighted stub (trades every bar on its coins; needs no ../shared), each in its own
 folder so each has its own journal and order prefix; with ``--mix`` and ../shared present every third
 model is the real 1984-wide trial_3358 actor (7 coins) and every third the trial_7 one, to mix
-architectures. Printed: p50/p99 of the per-bar wall seconds for N models and for one, their ratio,
+architectures. Printed: p50/p99 of both figures for N models and for one, the ratio of the p50s,
 orders per bar and the process's peak RSS (``ru_maxrss``).
 
-    .venv/bin/python bench/tournament.py [--models 100] [--bars 6] [--mix]
+    .venv/bin/python bench/tournament.py [--models 100] [--bars 6] [--mix] [--emulator process|thread]
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import requests
 
 TICKERS = ("BTC", "ETH", "LTC")
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -51,16 +59,55 @@ def _models(root: Path, n: int, mix: bool) -> list[tuple[Any, Any]]:
     return out
 
 
-def _bars(n_models: int, bars: int, mix: bool) -> tuple[list[float], int]:
-    """Per-bar wall seconds of ``loop.step()`` and the orders sent, for a fresh tournament of N."""
+class _ProcessEmulator:
+    """``cappuccino-paper emulator`` in its own process; the clock moves through its admin API."""
+
+    key_id, secret_key = "PKTESTEMULATOR0000001", "emulator-test-secret"
+
+    def __enter__(self) -> _ProcessEmulator:
+        self._dir = tempfile.TemporaryDirectory()
+        ready = Path(self._dir.name) / "ready"
+        command = [sys.executable, "-m", "cappuccino_daemon", "emulator", "--synthetic", "3", "--speed", "0"]
+        command += ["--start", START.isoformat(), "--port", "0", "--ready-file", str(ready)]
+        command += ["--require-keys", self.key_id, self.secret_key, "--log-level", "ERROR"]
+        command += ["--lenient"]  # no 200/min budget, partial fills or lagging positions: our own work
+        self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not ready.is_file() or not ready.read_text().strip():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the emulator did not start")
+            time.sleep(0.05)
+        self.base_url = ready.read_text().strip()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._proc.terminate()
+        self._proc.wait(15)
+        self._dir.cleanup()
+
+    def now(self) -> datetime:
+        state = requests.get(f"{self.base_url}/admin/state", timeout=30).json()
+        return datetime.fromisoformat(state["now"])
+
+    def advance(self, seconds: float) -> None:
+        requests.post(f"{self.base_url}/admin/clock/advance", json={"seconds": seconds}, timeout=30)
+
+
+def _emulator(kind: str) -> Any:
+    from cappuccino_daemon.emulator.testing import EmulatorThread
+
+    return _ProcessEmulator() if kind == "process" else EmulatorThread(synthetic_seed=3, start=START)
+
+
+def _bars(n_models: int, bars: int, mix: bool, emulator: str) -> tuple[list[float], list[float], int]:
+    """Per bar: seconds to the last order sent and for the whole ``loop.step()``; the orders sent."""
     import structlog
 
     from cappuccino_daemon.broker.alpaca import AlpacaBroker, AlpacaEndpoints
-    from cappuccino_daemon.emulator.testing import EmulatorThread
     from cappuccino_daemon.worker.build import WorkerOptions, build_loop
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
-    with tempfile.TemporaryDirectory() as tmp, EmulatorThread(synthetic_seed=3, start=START) as emu:
+    with tempfile.TemporaryDirectory() as tmp, _emulator(emulator) as emu:
         loaded = _models(Path(tmp) / "models", n_models, mix)
         broker = AlpacaBroker(emu.key_id, emu.secret_key, AlpacaEndpoints(emu.base_url, emu.base_url))
         opts = WorkerOptions(
@@ -73,19 +120,20 @@ def _bars(n_models: int, bars: int, mix: bool) -> tuple[list[float], int]:
         )
         (spec, policy), *others = loaded
         loop = build_loop(opts, spec, policy, broker, others=others)
-        times, orders = [], 0
+        sent, whole, orders = [], [], 0
         for _ in range(bars + 1):  # the first bar also pays the start-up reconciliation: left out
             now = emu.now()
             close = now.replace(minute=0, second=0, microsecond=0).timestamp() + 3600 + GRACE_S + 1
             emu.advance(close - now.timestamp())
-            started = time.perf_counter()
+            started = time.monotonic()  # the loop's clock (SystemClock.monotonic)
             outcome = loop.step()
-            times.append(time.perf_counter() - started)
-            if outcome.kind != "traded":
+            whole.append(time.monotonic() - started)
+            if outcome.kind != "traded" or outcome.report is None or outcome.report.last_submit_mono is None:
                 raise SystemExit(f"bar not traded: {outcome.kind} {outcome.message}")
+            sent.append(outcome.report.last_submit_mono - started)
         for c in loop.cycles:
             orders += sum(1 for i in c.journal.intents() if i.attempts > 0)
-        return times[1:], orders
+        return sent[1:], whole[1:], orders
 
 
 def _p(values: list[float], q: float) -> float:
@@ -100,17 +148,23 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=100)
     parser.add_argument("--bars", type=int, default=6)
     parser.add_argument("--mix", action="store_true", help="mix in the real fixture actors (../shared)")
+    parser.add_argument("--emulator", choices=("process", "thread"), default="process")
     args = parser.parse_args()
-    one, _ = _bars(1, args.bars, mix=False)
-    many, orders = _bars(args.models, args.bars, args.mix)
+    one_sent, one_whole, _ = _bars(1, args.bars, False, args.emulator)
+    sent, whole, orders = _bars(args.models, args.bars, args.mix, args.emulator)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n, med = args.models, statistics.median
-    print(f"bars measured: {args.bars} (after the first)")
-    print(f"1 model, bar -> all orders sent: p50 {med(one):.3f} s, p99 {_p(one, 0.99):.3f} s")
-    print(f"{n} models, bar -> all orders sent: p50 {med(many):.3f} s, p99 {_p(many, 0.99):.3f} s")
-    print(f"ratio of the p50s, {n} models / 1: {med(many) / med(one):.1f}x")
+    print(f"bars measured: {args.bars} (after the first); emulator: {args.emulator}")
+    for label, values in (
+        ("1 model, poll start -> last order sent", one_sent),
+        ("1 model, whole poll", one_whole),
+        (f"{n} models, poll start -> last order sent", sent),
+        (f"{n} models, whole poll", whole),
+    ):
+        print(f"{label}: p50 {med(values):.3f} s, p99 {_p(values, 0.99):.3f} s")
+    print(f"ratio of the p50s to the last order sent, {n} models / 1: {med(sent) / med(one_sent):.1f}x")
     print(f"orders sent by the {n} models: {orders} ({orders / (args.bars + 1):.0f} per bar)")
-    print(f"peak RSS: {rss_mib:,.0f} MiB (goals: p99 <= 1 s, memory < 4 GB)")
+    print(f"peak RSS: {rss_mib:,.0f} MiB (goals: last order sent p99 <= 1 s, memory < 4 GB)")
 
 
 if __name__ == "__main__":

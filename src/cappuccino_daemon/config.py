@@ -203,6 +203,12 @@ class WorkerSection(_Section):
         ge=0,
         description="Every N bars per model, recompute the action by the replay path (alarm > 1e-6); 0: off.",
     )
+    order_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=32,
+        description="A tournament's models sending orders at once (each model's in turn); 1: one by one.",
+    )
     asset_rules_max_age_s: float = Field(
         default=86400.0, gt=0, description="Reload the asset rules (order size/steps) at least this often."
     )

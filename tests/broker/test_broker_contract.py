@@ -229,3 +229,23 @@ def test_fake_waits_the_retry_after_hint_between_read_attempts() -> None:
     assert waits == [7.5, 7.5] and fake.calls.count("get_account") == 3
     with pytest.raises(ValueError, match="unknown fault kind"):
         fake.inject("get_account", "slow")  # type: ignore[arg-type]
+
+
+def test_orders_since_a_time_are_listed_oldest_first_whatever_their_status(slow_venue: Venue) -> None:
+    """One read settles a tournament's orders (worker/executor.await_many): open and final alike, only
+    those submitted after the time given."""
+    broker = slow_venue.broker
+    qty, _ = _buy_qty(broker)
+    broker.submit_market_order("ETH", "buy", qty, "ct-list-old")
+    slow_venue.advance(3600)  # the first fills
+    cut = broker.now()
+    slow_venue.advance(1)
+    broker.submit_market_order("ETH", "buy", qty, "ct-list-1")
+    slow_venue.advance(1)
+    broker.submit_market_order("ETH", "buy", qty, "ct-list-2")
+    listed = broker.list_orders_since(cut)
+    assert [o.client_order_id for o in listed] == ["ct-list-1", "ct-list-2"]
+    assert all(o.is_open and o.qty == qty for o in listed)
+    slow_venue.advance(3600)
+    assert {o.status for o in broker.list_orders_since(cut)} == {OrderStatus.FILLED}
+    assert len(broker.list_orders_since(cut - timedelta(hours=2))) == 3

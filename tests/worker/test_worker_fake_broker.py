@@ -18,6 +18,7 @@ from cappuccino_daemon.clock import FakeClock
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.worker.executor import Executor, OrderLine
 from cappuccino_daemon.worker.ids import client_order_id
+from cappuccino_daemon.worker.orderflow import execute_one
 from cappuccino_daemon.worker.reconcile import reconcile
 
 BAR = datetime(2024, 2, 29, 23, tzinfo=UTC)
@@ -88,8 +89,8 @@ def test_buys_wait_for_delayed_sell_fills(tmp_path: Path, tiny_model: Model) -> 
     broker.set_position("ETH", Decimal("0.5"))
     executor, journal, clock = make(tmp_path, tiny_model, broker)
     journal.save_account(tiny_model.spec.profile.initial_capital, [0.0, 0.5, 0.0], [0.0] * 3, "seed")
-    report = executor.execute(
-        BAR, [OrderLine(1, "sell", 0.5, "sell"), OrderLine(2, "buy", 2.0, "buy")], PRICES
+    report = execute_one(
+        executor, BAR, [OrderLine(1, "sell", 0.5, "sell"), OrderLine(2, "buy", 2.0, "buy")], PRICES
     )
     sell = journal.get_intent(client_order_id(tiny_model.spec.model_id, BAR, "ETH", "sell"))
     buy = journal.get_intent(client_order_id(tiny_model.spec.model_id, BAR, "LTC", "buy"))

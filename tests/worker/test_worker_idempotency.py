@@ -13,6 +13,7 @@ from cappuccino_daemon.emulator.testing import EmulatorThread
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.worker.executor import Executor, OrderLine
 from cappuccino_daemon.worker.ids import client_order_id, our_prefix
+from cappuccino_daemon.worker.orderflow import execute_one
 from cappuccino_daemon.worker.reconcile import reconcile
 
 BAR = datetime(2024, 2, 29, 23, tzinfo=UTC)
@@ -108,7 +109,8 @@ def test_sizing_floors_drops_and_uses_broker_position(
     executor, journal = make(tmp_path, tiny_model, emulator)
     bar = BAR
     # Tiny buy (below LTC min_order_size 0.01) is dropped; a sized one is floored and sent.
-    report = executor.execute(
+    report = execute_one(
+        executor,
         bar,
         [OrderLine(2, "buy", 0.001, "buy"), OrderLine(1, "buy", 0.1234567891234, "buy")],
         [60000.0, 2500.0, 100.0],
@@ -120,7 +122,9 @@ def test_sizing_floors_drops_and_uses_broker_position(
     assert position < eth.filled_qty  # Alpaca's fee is taken in the coin
     # A full sell of the virtual holding is capped at what the broker really holds.
     later = bar.replace(hour=22)
-    executor.execute(later, [OrderLine(1, "sell", float(eth.filled_qty), "sell")], [60000.0, 2500.0, 100.0])
+    execute_one(
+        executor, later, [OrderLine(1, "sell", float(eth.filled_qty), "sell")], [60000.0, 2500.0, 100.0]
+    )
     sell = journal.get_intent(client_order_id(tiny_model.spec.model_id, later, "ETH", "sell"))
     assert sell is not None and sell.status == "filled" and sell.qty == position
     assert "ETH" not in executor.broker.get_positions()

@@ -19,6 +19,7 @@ from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.policy.ledger import book_fill, size_live_buy, size_live_sell
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.executor import Executor, OrderLine
+from cappuccino_daemon.worker.orderflow import execute_one
 from cappuccino_daemon.worker.reconcile import reconcile
 
 BAR = datetime(2024, 2, 29, 23, tzinfo=UTC)
@@ -61,7 +62,7 @@ def test_a_buy_is_sized_and_booked_by_the_ledger_then_clamped_to_the_broker(
     )
     assert not expected.dropped and float(expected.qty) < 5.0  # capped by the $1000 virtual account
 
-    report = executor.execute(BAR, [OrderLine(ETH, "buy", 5.0, "buy")], [0.0, price, 0.0])
+    report = execute_one(executor, BAR, [OrderLine(ETH, "buy", 5.0, "buy")], [0.0, price, 0.0])
 
     assert report.filled == 1 and report.dropped == 0
     (intent,) = journal.intents(BAR)
@@ -100,7 +101,7 @@ def test_a_sell_is_sized_from_the_broker_position_and_booked_by_the_ledger(
     expected = size_live_sell(0.12, Decimal("0.1"), asset.min_trade_increment, asset.min_order_size)
     assert expected.qty == Decimal("0.1")
 
-    executor.execute(BAR, [OrderLine(ETH, "sell", 0.12, "sell")], [0.0, broker.price("ETH"), 0.0])
+    execute_one(executor, BAR, [OrderLine(ETH, "sell", 0.12, "sell")], [0.0, broker.price("ETH"), 0.0])
 
     (intent,) = journal.intents(BAR)
     assert intent.side == "sell" and intent.qty == expected.qty and intent.status == "filled"

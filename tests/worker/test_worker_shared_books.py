@@ -15,6 +15,7 @@ from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.policy.ledger import clamp_shares
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.executor import Executor
+from cappuccino_daemon.worker.orderflow import execute_one
 from cappuccino_daemon.worker.reconcile import Book, reconcile_books
 
 BAR = datetime(2024, 2, 29, 23, tzinfo=UTC)
@@ -83,8 +84,8 @@ def test_the_fee_audit_gives_each_model_its_share_of_the_accounts_cfee(
     a = _book(tmp_path, "alpha", tiny_model, broker, clock, [0.0, 0.0, 0.0])
     b = _book(tmp_path, "beta", tiny_model, broker, clock, [0.0, 0.0, 0.0])
     prices = [60000.0, 3000.0, 80.0]
-    a.executor.execute(BAR, [OrderLine(1, "buy", 0.05, "buy")], prices)
-    b.executor.execute(BAR, [OrderLine(1, "buy", 0.15, "buy")], prices)  # three times alpha's
+    execute_one(a.executor, BAR, [OrderLine(1, "buy", 0.05, "buy")], prices)
+    execute_one(b.executor, BAR, [OrderLine(1, "buy", 0.15, "buy")], prices)  # three times alpha's
     auditor = FeeAuditor(
         broker,
         a.journal,

@@ -21,6 +21,7 @@ from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.executor import Executor, OrderLine
 from cappuccino_daemon.worker.ids import client_order_id
+from cappuccino_daemon.worker.orderflow import execute_one
 from cappuccino_daemon.worker.reconcile import ReconcileReport, reconcile
 
 BAR = datetime(2024, 2, 29, 23, tzinfo=UTC)
@@ -76,7 +77,7 @@ def test_fill_deadline_cancels_the_rest_books_what_filled_and_journals_why(
 ) -> None:
     broker = MemoryBroker(start=BAR, partial_parts=3, fill_window_s=600.0)  # parts at 0, 300 and 600 s
     executor = make(tmp_path, tiny_model, broker, fill_timeout_s=100.0)
-    report = executor.execute(BAR, [OrderLine(1, "buy", 0.06, "buy")], PRICES)
+    report = execute_one(executor, BAR, [OrderLine(1, "buy", 0.06, "buy")], PRICES)
     coid = client_order_id(tiny_model.spec.model_id, BAR, "ETH", "buy")
     intent = executor.journal.get_intent(coid)
     assert intent is not None and intent.status == "canceled" and intent.applied
@@ -95,7 +96,7 @@ def test_fill_deadline_cancels_the_rest_books_what_filled_and_journals_why(
 
 
 def _buy_filled(executor: Executor, model: Model) -> Decimal:
-    executor.execute(BAR, [OrderLine(1, "buy", 0.05, "buy")], PRICES)
+    execute_one(executor, BAR, [OrderLine(1, "buy", 0.05, "buy")], PRICES)
     intent = executor.journal.get_intent(client_order_id(model.spec.model_id, BAR, "ETH", "buy"))
     assert intent is not None and intent.status == "filled"
     return intent.filled_qty

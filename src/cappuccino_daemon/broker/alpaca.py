@@ -360,6 +360,15 @@ class AlpacaBroker:
         )
         return [parse_order(row) for row in rows or []]
 
+    def list_orders_since(self, after: datetime) -> list[OrderSnapshot]:
+        from alpaca.common.enums import Sort
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        request = GetOrdersRequest(status=QueryOrderStatus.ALL, after=after, limit=500, direction=Sort.ASC)
+        rows = self._read("get_orders", lambda: self._trading.get_orders(request))
+        return [parse_order(row) for row in rows or []]
+
     def get_order_by_client_id(self, client_order_id: str) -> OrderSnapshot | None:
         def lookup() -> dict[str, Any] | None:
             try:

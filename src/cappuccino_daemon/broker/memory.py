@@ -312,6 +312,15 @@ class MemoryBroker:
             "list_open_orders", lambda: [o.snap for o in self._orders.values() if o.snap.is_open]
         )
 
+    def list_orders_since(self, after: datetime) -> list[OrderSnapshot]:
+        def since() -> list[OrderSnapshot]:
+            snaps = [
+                o.snap for o in self._orders.values() if o.snap.submitted_at and o.snap.submitted_at > after
+            ]
+            return sorted(snaps, key=lambda s: s.submitted_at or after)[:500]
+
+        return self._read("list_orders_since", since)
+
     def get_order_by_client_id(self, client_order_id: str) -> OrderSnapshot | None:
         def lookup() -> OrderSnapshot | None:
             order = self._orders.get(client_order_id)

@@ -184,6 +184,11 @@ class Broker(Protocol):
 
     def list_open_orders(self) -> list[OrderSnapshot]: ...
 
+    def list_orders_since(self, after: datetime) -> list[OrderSnapshot]:
+        """Orders of any status submitted after ``after``, oldest first, at most one page (500): one
+        read settles many orders at once; an order not in it is looked up by its client id."""
+        ...
+
     def get_order_by_client_id(self, client_order_id: str) -> OrderSnapshot | None:
         """The order, or None when the broker has never heard of that id."""
         ...

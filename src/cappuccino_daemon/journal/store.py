@@ -100,13 +100,14 @@ class IntentRecord:
 
 
 class Journal:
-    """One worker's durable memory. Not thread-safe: one connection, used by one thread."""
+    """One model's durable memory. Not thread-safe: one connection, used by one thread at a time (a
+    tournament's order sender may move a model's sends to a pool thread: worker/orderflow.py)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -359,6 +360,23 @@ class Journal:
                 (iso(bar_time),),
             )
         return [_intent(r) for r in rows]
+
+    def intents_since(self, bar_time: datetime, status: IntentStatus | None = None) -> list[IntentRecord]:
+        """Intents of bar ``bar_time`` on (of one status): what a poll reads, never the whole history."""
+        sql, args = "SELECT * FROM intents WHERE bar_time >= ?", [iso(bar_time)]
+        if status is not None:
+            sql, args = sql + " AND status = ?", [*args, status]
+        rows = self._db.execute(sql + " ORDER BY created_at, client_order_id", args)
+        return [_intent(r) for r in rows]
+
+    def latest_filled(self, symbol: str) -> IntentRecord | None:
+        """The symbol's newest intent with a fill (the order ``intents()`` lists them in)."""
+        row = self._db.execute(
+            "SELECT * FROM intents WHERE symbol = ? AND CAST(filled_qty AS REAL) > 0 "
+            "ORDER BY created_at DESC, client_order_id DESC LIMIT 1",
+            (symbol,),
+        ).fetchone()
+        return None if row is None else _intent(row)
 
     def open_intents(self) -> list[IntentRecord]:
         marks = ",".join("?" * len(_OPEN))

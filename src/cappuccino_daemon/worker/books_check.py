@@ -40,8 +40,8 @@ class LagPolicy:
 
 def latest_buy(journal: Journal, symbol: str) -> IntentRecord | None:
     """The symbol's latest filled order, if it is a buy (only a buy can make a position lag short)."""
-    filled = [i for i in journal.intents() if i.symbol == symbol and i.filled_qty > 0]
-    return filled[-1] if filled and filled[-1].side == "buy" else None
+    latest = journal.latest_filled(symbol)
+    return latest if latest is not None and latest.side == "buy" else None
 
 
 def _newest_buy(held: Sequence[Held], symbol: str) -> tuple[Journal, IntentRecord] | None:

@@ -61,6 +61,7 @@ class WorkerOptions:
     position_wait_s: float = _DEFAULTS.position_wait_s
     asset_rules_max_age_s: float = _DEFAULTS.asset_rules_max_age_s
     parity_check_every: int = _DEFAULTS.parity_check_every
+    order_concurrency: int = _DEFAULTS.order_concurrency
     heartbeat_file: Path | None = None
     journal_file: Path | None = None
     max_cycles: int | None = None
@@ -125,6 +126,7 @@ def worker_options(
         position_wait_s=worker.position_wait_s,
         asset_rules_max_age_s=worker.asset_rules_max_age_s,
         parity_check_every=worker.parity_check_every,
+        order_concurrency=worker.order_concurrency,
         heartbeat_file=worker.heartbeat_file,
         journal_file=journal_file,
         max_cycles=max_cycles,
@@ -188,6 +190,7 @@ def build_loop(
     heartbeat = opts.heartbeat_file or StateLayout(opts.state_dir).heartbeat
     loop = WorkerLoop(cycles[0], heartbeat, opts.poll_interval_s, opts.max_cycles, stop, others=cycles[1:])
     loop.account_floor = opts.min_account_equity
+    loop.order_concurrency = opts.order_concurrency
     return loop
 
 

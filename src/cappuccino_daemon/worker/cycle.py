@@ -20,6 +20,7 @@ from cappuccino_daemon.bars import check_fetched_bars
 from cappuccino_daemon.broker.ports import Broker
 from cappuccino_daemon.clock import Clock
 from cappuccino_daemon.errors import InvariantViolation, StaleDataError
+from cappuccino_daemon.journal.event_kinds import SKIPPED_ENV
 from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.logsetup import get_logger
 from cappuccino_daemon.model.spec import ModelSpec, Policy
@@ -31,7 +32,7 @@ from cappuccino_daemon.policy.features import (
     floor_time,
     ticker_features,
 )
-from cappuccino_daemon.policy.ledger import with_cooldown
+from cappuccino_daemon.policy.ledger import AccountState, with_cooldown
 from cappuccino_daemon.policy.normaliser import action_norm_vector
 from cappuccino_daemon.policy.planner import plan_step
 from cappuccino_daemon.policy.state import build_state
@@ -39,6 +40,7 @@ from cappuccino_daemon.states import CycleStatus
 from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.crashpoints import crash_point
 from cappuccino_daemon.worker.executor import ExecutionReport, Executor, OrderLine
+from cappuccino_daemon.worker.orderflow import Job, execute_all
 from cappuccino_daemon.worker.pace import BrokerClockRate
 from cappuccino_daemon.worker.parity import ParityCheck, ParityResult
 from cappuccino_daemon.worker.riskguard import RiskGuard
@@ -47,6 +49,8 @@ from cappuccino_daemon.worker.shadow import record_skipped
 log = get_logger(__name__)
 
 Kind = Literal["traded", "idle", "waiting", "skipped", "refused"]
+# A tournament's fill wait lists the orders sent since the bar closed; a second's slack for clocks.
+ORDERS_AFTER_MARGIN = timedelta(seconds=1)
 BarSource = Callable[[list[str], timedelta, datetime, datetime], dict[str, pd.DataFrame]]
 
 
@@ -121,6 +125,29 @@ class CycleOutcome:
     parity: ParityResult | None = None  # this bar's parity check (None: not checked)
 
 
+@dataclass(frozen=True)
+class Review:
+    """What a decision read, kept for the checks that run once its orders are out."""
+
+    frames: dict[str, pd.DataFrame]
+    account: AccountState
+    raw: np.ndarray[Any, Any]
+    anv: np.ndarray[Any, Any]
+    skipped: list[datetime]  # bars skipped since the last decision, for the env's step there
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A bar whose plan is journaled and whose orders are still to send (or to finish: ``review`` is
+    None for an interrupted cycle taken up again)."""
+
+    bar: datetime
+    now: datetime
+    lines: list[OrderLine]
+    prices: list[float]
+    review: Review | None = None
+
+
 @dataclass
 class Cycle:
     spec: ModelSpec
@@ -159,7 +186,21 @@ class Cycle:
         return broker_now
 
     def run(self, broker_now: datetime | None = None, read_at: float | None = None) -> CycleOutcome:
-        """``read_at``: our monotonic time just before ``broker_now`` was read (the lag's anchor)."""
+        """One model alone: decide, send its orders, conclude (a tournament's loop runs the three
+        steps itself, so every model's orders go out together: worker/orderflow.py)."""
+        decided = self.decide(broker_now, read_at)
+        if not isinstance(decided, Decided):
+            return decided
+        job = self.job(decided)
+        execute_all([job])
+        return self.conclude(decided, job.report)
+
+    def decide(
+        self, broker_now: datetime | None = None, read_at: float | None = None
+    ) -> Decided | CycleOutcome:
+        """This bar's plan, journaled (or the interrupted one's, to finish); an outcome when there is
+        nothing to send (decided before, waiting, skipped). ``read_at``: our monotonic time just
+        before ``broker_now`` was read (the lag's anchor)."""
         self._t0 = self.clock.monotonic() if read_at is None or broker_now is None else read_at
         now = broker_now or self.broker_now()
         bar = self.expected_bar(now)
@@ -170,8 +211,34 @@ class Cycle:
             return self._resume(bar, existing.plan or {}, now)
         return self._decide(bar, now)
 
+    def job(self, decided: Decided) -> Job:
+        after = decided.bar + self.config.timeframe - ORDERS_AFTER_MARGIN
+        return Job(self.executor, decided.bar, decided.lines, decided.prices, orders_after=after)
+
+    def conclude(self, decided: Decided, report: ExecutionReport) -> CycleOutcome:
+        """The cycle's end in the journal, then the checks that need not delay any order: the parity
+        alarm and the env's step at the bars skipped since the last decision."""
+        outcome = self._finish(decided.bar, report, decided.prices, decided.now)
+        review = decided.review
+        if review is not None:
+            if self.parity is not None:
+                outcome.parity = self.parity.check(decided.bar, review.frames, review.account, review.raw)
+            if review.skipped:
+                features = self.parity.features if self.parity is not None else ticker_features
+                record_skipped(
+                    self.journal,
+                    self.spec,
+                    self.policy,
+                    review.frames,
+                    review.account,
+                    review.anv,
+                    review.skipped,
+                    features,
+                )
+        return outcome
+
     # -- a new decision ---------------------------------------------------------------------------
-    def _decide(self, bar: datetime, now: datetime) -> CycleOutcome:
+    def _decide(self, bar: datetime, now: datetime) -> Decided | CycleOutcome:
         """Bars → state → action → plan, journaled before any order is sent; a refusal skips the bar."""
         fetched = self._aligned(bar, now)
         if isinstance(fetched, CycleOutcome):
@@ -187,9 +254,7 @@ class Cycle:
             raw = self._act(state)
         except InvariantViolation as exc:
             return self._skip(bar, f"refused: {exc}")
-        parity = None if self.parity is None else self.parity.check(bar, frames, account, raw)
-        features = self.parity.features if self.parity is not None else ticker_features
-        record_skipped(self.journal, self.spec, self.policy, frames, account, anv, features)
+        review = Review(frames, account, raw, anv, self.journal.skipped_since_decision(SKIPPED_ENV))
         plan = plan_step(raw, account, prices, anv, self.spec.profile)
         orders, limits = plan.orders, None
         if self.risk is not None:
@@ -222,9 +287,7 @@ class Cycle:
             orders=plan_json["orders"],
         )
         crash_point("cycle_journaled")
-        outcome = self._execute(bar, lines, prices.tolist(), now)
-        outcome.parity = parity
-        return outcome
+        return Decided(bar, now, lines, prices.tolist(), review)
 
     def _aligned(
         self, bar: datetime, now: datetime
@@ -275,18 +338,17 @@ class Cycle:
             raise InvariantViolation(f"actor returned {raw.tolist()} (shape {raw.shape})")
         return raw
 
-    def _resume(self, bar: datetime, plan: dict[str, Any], now: datetime) -> CycleOutcome:
+    def _resume(self, bar: datetime, plan: dict[str, Any], now: datetime) -> Decided:
         log.warning("cycle_resumed", bar=bar.isoformat(), note="finishing an interrupted cycle")
         lines = [
             OrderLine(int(o["index"]), o["side"], float(o["qty"]), str(o["kind"]))
             for o in plan.get("orders", [])
         ]
-        return self._execute(bar, lines, [float(p) for p in plan.get("prices", [])], now)
+        return Decided(bar, now, lines, [float(p) for p in plan.get("prices", [])])
 
-    def _execute(
-        self, bar: datetime, lines: list[OrderLine], prices: list[float], now: datetime
+    def _finish(
+        self, bar: datetime, report: ExecutionReport, prices: list[float], now: datetime
     ) -> CycleOutcome:
-        report = self.executor.execute(bar, lines, prices)
         if report.stopped:
             message = "stopped at a safe point mid-cycle; the restarted worker finishes or reconciles it"
             return CycleOutcome("refused", bar, message=message, report=report)

@@ -49,7 +49,6 @@ from cappuccino_daemon.worker.account import as_tuple, load_account
 from cappuccino_daemon.worker.asset_rules import AssetRules
 from cappuccino_daemon.worker.books_check import LagPolicy
 from cappuccino_daemon.worker.crashpoints import crash_point
-from cappuccino_daemon.worker.fills import cancel_at_deadline
 from cappuccino_daemon.worker.ids import client_order_id
 
 log = get_logger(__name__)
@@ -266,32 +265,35 @@ class Executor:
 
     def await_final(self, coids: Sequence[str], timeout_s: float | None = None) -> list[IntentRecord]:
         """Poll until every intent is final (or the bounded wait ends); returns those still open."""
-        deadline = self.clock.monotonic() + (self.fill_timeout_s if timeout_s is None else timeout_s)
-        while True:
-            still_open: list[IntentRecord] = []
-            for coid in coids:
-                intent = self._refresh(coid)
-                if intent.status == IntentStatus.AMBIGUOUS:
-                    intent = self.submit(intent)
-                if intent.status != IntentStatus.SUBMITTED:
-                    if intent.is_open:
-                        still_open.append(intent)
-                    continue
+        return await_many([(self, coids)], timeout_s=timeout_s)[0]
+
+    def poll_once(self, coids: Sequence[str], snaps: dict[str, OrderSnapshot] | None) -> list[IntentRecord]:
+        """One look at each intent: settled from ``snaps`` (one list read for many orders) when it is
+        there, else looked up by its client id; returns those still open."""
+        still_open: list[IntentRecord] = []
+        for coid in coids:
+            intent = self._refresh(coid)
+            if intent.status == IntentStatus.AMBIGUOUS:
+                intent = self.submit(intent)
+            if intent.status != IntentStatus.SUBMITTED:
+                if intent.is_open:
+                    still_open.append(intent)
+                continue
+            snap = None if snaps is None else snaps.get(coid)
+            if snap is None:
                 try:
                     snap = self.lookup(coid)
                 except TransientBrokerError as exc:
                     log.warning("order_poll_failed", client_order_id=coid, error=str(exc))
                     still_open.append(intent)
                     continue
-                if snap is None:
-                    still_open.append(intent)
-                    continue
-                intent = self.settle(intent, snap)
-                if intent.is_open:
-                    still_open.append(intent)
-            if not still_open or self.clock.monotonic() >= deadline or self.stop.is_set():
-                return still_open
-            self.clock.sleep(self.poll_s)
+            if snap is None:
+                still_open.append(intent)
+                continue
+            intent = self.settle(intent, snap)
+            if intent.is_open:
+                still_open.append(intent)
+        return still_open
 
     # -- sizing -----------------------------------------------------------------------------------
     def _drop(self, bar_time: datetime, symbol: str, side: str, reason: str, **detail: Any) -> None:
@@ -339,97 +341,123 @@ class Executor:
             return None
         return sizing.qty
 
-    # -- one cycle's orders -----------------------------------------------------------------------
-    def execute(
-        self, bar_time: datetime, lines: Sequence[OrderLine], prices: Sequence[float]
-    ) -> ExecutionReport:
-        """Sells, wait for them, then buys. Safe to call again for the same bar after a crash."""
-        report = ExecutionReport()
-        sells = [line for line in lines if line.side == "sell"]
-        buys = sorted((line for line in lines if line.side == "buy"), key=lambda line: line.index)
-        open_sells = self._sell_phase(bar_time, sells, prices, report)
-        if report.stopped or self.stop.is_set():
-            report.stopped = True
-            log.warning("cycle_paused", bar=bar_time.isoformat(), at="sells", reason="stop requested")
-            return report
-        if open_sells:
-            report.unresolved = len(open_sells)
-            log.warning(
-                "sells_not_final", bar=bar_time.isoformat(), open=[i.client_order_id for i in open_sells]
-            )
-            return report
-        crash_point("before_buys")
-        open_buys = self._buy_phase(bar_time, buys, prices, report)
-        if report.stopped or (open_buys and self.stop.is_set()):
-            report.stopped = True
-            log.warning("cycle_paused", bar=bar_time.isoformat(), at="buys", reason="stop requested")
-            return report
-        report.unresolved = len(open_buys)
-        report.filled = sum(1 for i in self.journal.intents(bar_time) if i.status == IntentStatus.FILLED)
-        return report
-
-    def _stop_here(self, intent: IntentRecord | None, report: ExecutionReport) -> bool:
+    # -- one cycle's orders (the phases and their order: worker/orderflow.py) ------------------------
+    def stop_here(self, intent: IntentRecord | None, report: ExecutionReport) -> bool:
         """A stop request ends a phase at a safe point: nothing of this order has left the process."""
         if self.stop.is_set() and (intent is None or intent.attempts == 0):
             report.stopped = True
             return True
         return False
 
-    def _sell_phase(
-        self, bar_time: datetime, sells: Sequence[OrderLine], prices: Sequence[float], report: ExecutionReport
+    def plan_sells(
+        self,
+        bar_time: datetime,
+        sells: Sequence[OrderLine],
+        prices: Sequence[float],
+        report: ExecutionReport,
+        sellable: dict[str, Decimal],
     ) -> list[IntentRecord]:
-        """Size each sell from the broker position, send it, and wait; returns the sells still open."""
-        sell_ids: list[str] = []
-        positions = self.broker.get_positions() if sells else {}
+        """Size each sell from the coins the broker has that no sell of this bar has claimed yet
+        (``sellable``, shared by every model and drawn down here) and journal it; nothing is sent."""
+        intents: list[IntentRecord] = []
         for line in _merge(sells):
             symbol = self.tickers[line.index]
-            coid = client_order_id(self.model_id, bar_time, symbol, "sell")
-            intent = self.journal.get_intent(coid)
-            if self._stop_here(intent, report):
+            intent = self.journal.get_intent(client_order_id(self.model_id, bar_time, symbol, "sell"))
+            if self.stop_here(intent, report):
                 break
             if intent is None:
-                pos = positions.get(symbol)
-                sized = self.size_sell(bar_time, line, pos.qty_available if pos else Decimal(0))
+                sized = self.size_sell(bar_time, line, sellable.get(symbol, Decimal(0)))
                 intent = self._intent_for(bar_time, line, prices[line.index], sized)
                 if intent is None:
                     report.dropped += 1
                     continue
-            self.submit(intent, report)
-            sell_ids.append(coid)
-        open_sells = self.await_final(sell_ids) if sell_ids else []
-        if open_sells and not self.stop.is_set():
-            open_sells = cancel_at_deadline(self, open_sells)  # book what filled, cancel the rest
-        return open_sells
+            if intent.attempts == 0:  # a sent order is already held back in the broker's qty_available
+                sellable[symbol] = max(Decimal(0), sellable.get(symbol, Decimal(0)) - intent.qty)
+            intents.append(intent)
+        return intents
 
-    def _buy_phase(
-        self, bar_time: datetime, buys: Sequence[OrderLine], prices: Sequence[float], report: ExecutionReport
+    def plan_buys(
+        self,
+        bar_time: datetime,
+        buys: Sequence[OrderLine],
+        prices: Sequence[float],
+        report: ExecutionReport,
+        pool: BuyingPower,
     ) -> list[IntentRecord]:
-        """Size each buy against the cash the sells left, send it, and wait; returns the buys still open."""
-        buy_ids: list[str] = []
+        """Size each buy against the virtual cash the sells left and the account's cash no buy of this
+        bar has claimed yet (``pool``, shared by every model and drawn down here) and journal it."""
+        intents: list[IntentRecord] = []
         cash = load_account(self.journal, self.profile.initial_capital, len(self.tickers)).cash
-        broker_cash = self.broker.get_account().cash if buys else 0.0
-        for line in buys:
+        for line in sorted(buys, key=lambda line: line.index):
             symbol = self.tickers[line.index]
-            coid = client_order_id(self.model_id, bar_time, symbol, "buy")
-            intent = self.journal.get_intent(coid)
+            intent = self.journal.get_intent(client_order_id(self.model_id, bar_time, symbol, "buy"))
             price = float(prices[line.index])
-            if self._stop_here(intent, report):
+            if self.stop_here(intent, report):
                 break
             if intent is None:
-                sized = self.size_buy(bar_time, line, price, cash, broker_cash)
+                sized = self.size_buy(bar_time, line, price, cash, pool.cash)
                 intent = self._intent_for(bar_time, line, price, sized)
                 if intent is None:
                     report.dropped += 1
                     continue
             if not intent.applied:
                 # Reserve what this buy will cost so the next one is capped by what is left.
-                cash, broker_cash = reserve_buy(cash, broker_cash, float(intent.qty), price, self.profile)
+                cash, pool.cash = reserve_buy(cash, pool.cash, float(intent.qty), price, self.profile)
+            intents.append(intent)
+        return intents
+
+    def send(self, intents: Sequence[IntentRecord], report: ExecutionReport) -> list[str]:
+        """Send (or resolve) each planned intent in turn; returns the ids to wait for. A stop request
+        ends it before the next order that never left."""
+        sent: list[str] = []
+        for intent in intents:
+            if self.stop_here(self._refresh(intent.client_order_id), report):
+                break
             self.submit(intent, report)
-            buy_ids.append(coid)
-        open_buys = self.await_final(buy_ids) if buy_ids else []
-        if open_buys and not self.stop.is_set():
-            open_buys = cancel_at_deadline(self, open_buys)
-        return open_buys
+            sent.append(intent.client_order_id)
+        return sent
+
+
+@dataclass
+class BuyingPower:
+    """The account's cash read once before a bar's buys, drawn down by each buy as it is sized."""
+
+    cash: float
+
+
+def await_many(
+    groups: Sequence[tuple[Executor, Sequence[str]]],
+    timeout_s: float | None = None,
+    orders_after: datetime | None = None,
+) -> list[list[IntentRecord]]:
+    """Poll every group's orders until all are final or the bounded wait ends; per group, those open.
+
+    With ``orders_after`` (no order waited for was sent before it) and more than one order to look
+    at, each poll is one list read of the orders since then instead of one read per order: a
+    tournament's hundred fills cost one request, not a hundred. An order the list lacks (a page cut
+    short) is looked up by its client id, as is every order when the list read fails.
+    """
+    first = groups[0][0]
+    clock = first.clock
+    deadline = clock.monotonic() + (first.fill_timeout_s if timeout_s is None else timeout_s)
+    pending: list[Sequence[str]] = [coids for _, coids in groups]
+    while True:
+        snaps = _listed(first, orders_after, sum(len(c) for c in pending))
+        still = [ex.poll_once(coids, snaps) for (ex, _), coids in zip(groups, pending, strict=True)]
+        pending = [[i.client_order_id for i in group] for group in still]
+        if not any(still) or clock.monotonic() >= deadline or first.stop.is_set():
+            return still
+        clock.sleep(first.poll_s)
+
+
+def _listed(executor: Executor, after: datetime | None, waiting: int) -> dict[str, OrderSnapshot] | None:
+    if after is None or waiting < 2:
+        return None
+    try:
+        return {snap.client_order_id: snap for snap in executor.broker.list_orders_since(after)}
+    except TransientBrokerError as exc:
+        log.warning("order_list_failed", error=str(exc), fallback="one look-up per order")
+        return None
 
 
 def _side(text: str) -> Side:

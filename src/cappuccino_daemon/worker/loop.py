@@ -35,9 +35,10 @@ from cappuccino_daemon.policy.risk import Breach
 from cappuccino_daemon.states import WORKER_PHASES, CycleStatus, WorkerPhase
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.alerting import DailySummary
-from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome
+from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome, Decided
 from cappuccino_daemon.worker.fees_audit import FeeAuditor, FeeBook
 from cappuccino_daemon.worker.metrics import WorkerMetrics
+from cappuccino_daemon.worker.orderflow import execute_all
 from cappuccino_daemon.worker.progress import ProgressReport, ProgressTracker
 from cappuccino_daemon.worker.reconcile import Book, reconcile_books
 from cappuccino_daemon.worker.tournament import combine
@@ -83,6 +84,7 @@ class WorkerLoop:
         self.status = LoopStatus()
         self._reconciled_for: datetime | None = None
         self.account_floor: float | None = None  # [risk] min_account_equity
+        self.order_concurrency = 1  # [worker] order_concurrency (set by build_loop)
         self.alerts: AlertSender | None = None  # set by ``attach_alerts``
         self.summary: DailySummary | None = None
         self._floor_checked_for: datetime | None = None
@@ -180,7 +182,6 @@ class WorkerLoop:
             for c in self.cycles
         ]
         reconcile_books(self.cycle.broker, books, current, since=self._reconciled_for)
-        self.fees.maybe_run(broker_now)  # once per broker day: virtual vs booked fees
         for c in self.cycles:
             for old in c.journal.cycles(CycleStatus.EXECUTING):
                 if old.bar_time < current:
@@ -221,7 +222,17 @@ class WorkerLoop:
 
     def _run_models(self, broker_now: datetime, read_at: float) -> CycleOutcome:
         self._check_account_floor(self.cycle.expected_bar(broker_now))
-        outcomes = [c.run(broker_now, read_at) for c in self.cycles]
+        decided = [c.decide(broker_now, read_at) for c in self.cycles]
+        jobs = {
+            i: c.job(d)
+            for i, (c, d) in enumerate(zip(self.cycles, decided, strict=True))
+            if isinstance(d, Decided)
+        }
+        execute_all(list(jobs.values()), self.order_concurrency)  # all sells, one wait, all buys
+        outcomes = [
+            c.conclude(d, jobs[i].report) if isinstance(d, Decided) else d
+            for i, (c, d) in enumerate(zip(self.cycles, decided, strict=True))
+        ]
         self._daily_summary(outcomes)
         if self.metrics.enabled:
             for c, o in zip(self.cycles, outcomes, strict=True):
@@ -279,6 +290,8 @@ class WorkerLoop:
                 self.reconcile_now(broker_now)
             self._set_phase(WorkerPhase.TRADING)
             outcome = self._run_models(broker_now, read_at)
+            # Once per broker day, virtual vs booked fees: after the bar's orders, which it never delays.
+            self.fees.maybe_run(broker_now)
         except ClockSkewError as exc:
             log.error("clock_skew_refused", error=str(exc))
             outcome = CycleOutcome("refused", message=str(exc))

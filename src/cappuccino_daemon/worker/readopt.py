@@ -32,9 +32,10 @@ def readopt_lost(
     broker: Broker, journal: Journal, executor: Executor, current_bar: datetime | None
 ) -> list[str]:
     """Client ids of lost intents the broker knows after all, now settled into the journal."""
-    lost = [i for i in journal.intents() if i.status == IntentStatus.LOST]
-    if current_bar is not None:
-        lost = [i for i in lost if i.bar_time >= current_bar - MAX_AGE]
+    if current_bar is None:
+        lost = [i for i in journal.intents() if i.status == IntentStatus.LOST]
+    else:
+        lost = journal.intents_since(current_bar - MAX_AGE, IntentStatus.LOST)
     adopted: list[str] = []
     for intent in lost[-WINDOW:]:
         coid = intent.client_order_id

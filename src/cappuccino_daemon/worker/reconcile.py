@@ -272,8 +272,8 @@ def _bought_since(journal: Journal, since: datetime | None) -> dict[str, float]:
     out: dict[str, float] = {}
     if since is None:
         return out
-    for intent in journal.intents():
-        if intent.side == "buy" and intent.filled_qty > 0 and intent.bar_time >= since:
+    for intent in journal.intents_since(since):
+        if intent.side == "buy" and intent.filled_qty > 0:
             out[intent.symbol] = out.get(intent.symbol, 0.0) + float(intent.filled_qty)
     return out
 

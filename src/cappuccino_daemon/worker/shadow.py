@@ -9,6 +9,8 @@ data never arrived stays unvalued (the event says why).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -34,11 +36,13 @@ def record_skipped(
     frames: dict[str, pd.DataFrame],
     account: AccountState,
     anv: npt.NDArray[np.float64],
+    bars: Sequence[datetime],
     features: FeatureFn = ticker_features,
 ) -> int:
-    """One event per skipped bar since the last decision; returns how many were valued."""
+    """One event per skipped bar (``journal.skipped_since_decision`` read before the decision was
+    journaled); returns how many were valued."""
     valued = 0
-    for bar in journal.skipped_since_decision(SKIPPED_ENV):
+    for bar in bars:
         detail: dict[str, Any] = {"bar": bar.isoformat(), "cash": account.cash}
         detail["holdings"] = [float(h) for h in account.holdings]
         detail["cooldown"] = [float(c) for c in account.cooldown]

@@ -18,6 +18,7 @@ import pandas as pd
 from cappuccino_daemon.broker.ports import Broker
 from cappuccino_daemon.policy.features import Aligned, compute_features
 from cappuccino_daemon.worker.cycle import Cycle, CycleOutcome, Kind, check_and_align
+from cappuccino_daemon.worker.executor import ExecutionReport
 
 # The poll's outcome is the least settled of its models' (a refused or waiting model is retried).
 _RANK: dict[Kind, int] = {"refused": 0, "waiting": 1, "traded": 2, "skipped": 3, "idle": 4}
@@ -86,7 +87,8 @@ class SharedBars:
 
 
 def combine(cycles: Sequence[Cycle], outcomes: Sequence[CycleOutcome]) -> CycleOutcome:
-    """One outcome for the loop: the least settled kind, the last order's lag, the summed equity."""
+    """One outcome for the loop: the least settled kind, the last order's lag, the summed equity and
+    every model's orders in one report."""
     if len(outcomes) == 1:
         return outcomes[0]
     kind = min((o.kind for o in outcomes), key=_RANK.__getitem__)
@@ -105,6 +107,24 @@ def combine(cycles: Sequence[Cycle], outcomes: Sequence[CycleOutcome]) -> CycleO
         bar,
         lag=max(lags, key=lambda lag: lag.broker_s) if lags else None,
         message=message,
+        report=merge_reports([o.report for o in outcomes if o.report is not None]),
         equity=None if any(e is None for e in equities) else float(sum(e for e in equities if e is not None)),
         positions=positions,
+    )
+
+
+def merge_reports(reports: Sequence[ExecutionReport]) -> ExecutionReport | None:
+    """The models' orders as one: counts summed, the last order sent (its time) over all of them."""
+    if not reports:
+        return None
+    sent = [r for r in reports if r.last_submit_mono is not None]
+    last = max(sent, key=lambda r: r.last_submit_mono or 0.0) if sent else None
+    return ExecutionReport(
+        submitted=sum(r.submitted for r in reports),
+        filled=sum(r.filled for r in reports),
+        dropped=sum(r.dropped for r in reports),
+        unresolved=sum(r.unresolved for r in reports),
+        stopped=any(r.stopped for r in reports),
+        last_submit_mono=None if last is None else last.last_submit_mono,
+        last_submit_at=None if last is None else last.last_submit_at,
     )

@@ -1,0 +1,160 @@
+"""A bar's orders for every model at once: all sells, one wait, all buys, one wait.
+
+Each model's rules stay its own executor's (sizing, exactly-once submits, its journal); what is shared
+is the order of the phases and the broker reads around them:
+- every model's sells go out first, sized from one positions read that each sell draws down in turn
+  (two models never sell the same coins);
+- one wait settles them all (one list read per poll, ``await_many``);
+- then every model's buys, sized against its virtual cash and one account cash read that each buy
+  draws down in turn (``BuyingPower``: a bar's buys never ask for more cash than the account had);
+- one wait for the buys; what is open at the fill deadline is canceled (``fills.py``).
+
+So a tournament's last order leaves after one wait for fills, not one wait per model, and a model of
+one is the same path with one job. A model whose sells are not final by the deadline sends no buys
+this bar (its cash is not known); the others buy on. A stop request ends every job at its next safe
+point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cappuccino_daemon.journal.store import IntentRecord
+from cappuccino_daemon.logsetup import get_logger
+from cappuccino_daemon.states import IntentStatus
+from cappuccino_daemon.worker.crashpoints import crash_point
+from cappuccino_daemon.worker.executor import BuyingPower, ExecutionReport, Executor, OrderLine, await_many
+from cappuccino_daemon.worker.fills import cancel_at_deadline
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Job:
+    """One model's orders for one bar; ``orders_after``: no order of it was sent before (bar close)."""
+
+    executor: Executor
+    bar: datetime
+    lines: Sequence[OrderLine]
+    prices: Sequence[float]
+    orders_after: datetime | None = None
+    report: ExecutionReport = field(default_factory=ExecutionReport)
+
+    def side(self, side: str) -> list[OrderLine]:
+        return [line for line in self.lines if line.side == side]
+
+
+def execute_one(
+    executor: Executor, bar: datetime, lines: Sequence[OrderLine], prices: Sequence[float]
+) -> ExecutionReport:
+    """One model's orders (sells, wait, buys, wait); safe to call again for the same bar after a crash."""
+    job = Job(executor, bar, lines, prices)
+    execute_all([job])
+    return job.report
+
+
+def execute_all(jobs: Sequence[Job], concurrency: int = 1) -> None:
+    """Every job's sells, then every job's buys; each job's ``report`` says how its orders ended.
+    ``concurrency``: how many models send at once (``Sender``)."""
+    if not jobs:
+        return
+    with Sender(concurrency) as sender:
+        ready = _sells(jobs, sender)
+        if ready:
+            crash_point("before_buys")
+        _buys(ready, sender)
+    for job in jobs:
+        job.report.filled = sum(
+            1 for i in job.executor.journal.intents(job.bar) if i.status == IntentStatus.FILLED
+        )
+
+
+class Sender:
+    """Sends the planned orders, each model's in its own order, up to ``concurrency`` models at once.
+
+    Planning (sizing against the shared positions and cash) is done before, one model after the other;
+    what runs at once is only each model's ``Executor.send``: its submits and their journal entries,
+    on its own journal. A round trip to Alpaca is tens of milliseconds, so a hundred models' orders
+    sent one at a time would take seconds; sent eight at a time they share the waits.
+    """
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = max(1, concurrency)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def send(self, jobs: Sequence[Job], planned: Sequence[list[IntentRecord]]) -> list[list[str]]:
+        pairs = list(zip(jobs, planned, strict=True))
+        busy = sum(1 for _, intents in pairs if intents)
+        if self.concurrency == 1 or busy < 2:
+            return [job.executor.send(intents, job.report) for job, intents in pairs]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="orders")
+        futures = [self._pool.submit(job.executor.send, intents, job.report) for job, intents in pairs]
+        return [f.result() for f in futures]  # a crash in one is raised here, after the others ended
+
+
+def _sells(jobs: Sequence[Job], sender: Sender) -> list[Job]:
+    """Plan and send every sell, wait for them together; returns the jobs whose sells all ended."""
+    selling = [job for job in jobs if job.side("sell")]
+    positions = jobs[0].executor.broker.get_positions() if selling else {}
+    sellable = {symbol: pos.qty_available for symbol, pos in positions.items()}
+    planned = [
+        job.executor.plan_sells(job.bar, job.side("sell"), job.prices, job.report, sellable)
+        for job in selling
+    ]
+    still = _wait(selling, sender.send(selling, planned))
+    for job, open_sells in zip(selling, still, strict=True):
+        if open_sells:
+            job.report.unresolved = len(open_sells)
+            log.warning(
+                "sells_not_final", bar=job.bar.isoformat(), open=[i.client_order_id for i in open_sells]
+            )
+    ready = []
+    for job in jobs:
+        if job.report.stopped or job.executor.stop.is_set():
+            job.report.stopped = True
+            log.warning("cycle_paused", bar=job.bar.isoformat(), at="sells", reason="stop requested")
+        elif not job.report.unresolved:
+            ready.append(job)
+    return ready
+
+
+def _buys(jobs: Sequence[Job], sender: Sender) -> None:
+    buying = [job for job in jobs if job.side("buy")]
+    if not buying:
+        return
+    pool = BuyingPower(jobs[0].executor.broker.get_account().cash)
+    planned = [
+        job.executor.plan_buys(job.bar, job.side("buy"), job.prices, job.report, pool) for job in buying
+    ]
+    still = _wait(buying, sender.send(buying, planned))
+    for job, open_buys in zip(buying, still, strict=True):
+        if job.report.stopped or (open_buys and job.executor.stop.is_set()):
+            job.report.stopped = True
+            log.warning("cycle_paused", bar=job.bar.isoformat(), at="buys", reason="stop requested")
+        job.report.unresolved = len(open_buys)
+
+
+def _wait(jobs: Sequence[Job], sent: Sequence[list[str]]) -> list[list[IntentRecord]]:
+    """One bounded wait for every job's orders; what is open at the deadline is canceled (fills.py)."""
+    groups = [(job.executor, ids) for job, ids in zip(jobs, sent, strict=True) if ids]
+    if not groups:
+        return [[] for _ in jobs]
+    afters = [job.orders_after for job, ids in zip(jobs, sent, strict=True) if ids]
+    after = None if any(a is None for a in afters) else min(a for a in afters if a is not None)
+    waited = iter(await_many(groups, orders_after=after))
+    still = [next(waited) if ids else [] for ids in sent]
+    for job, open_intents in zip(jobs, still, strict=True):
+        if open_intents and not job.executor.stop.is_set():
+            open_intents[:] = cancel_at_deadline(job.executor, open_intents)  # book what filled
+    return still
