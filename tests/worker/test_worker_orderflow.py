@@ -41,7 +41,9 @@ def _job(executor: Executor, *lines: OrderLine) -> Job:
 def test_every_models_sells_go_out_before_any_buy_and_fills_are_read_in_one_list(
     tmp_path: Path, tiny_model: Model
 ) -> None:
-    broker = MemoryBroker(start=BAR + timedelta(hours=1, seconds=6), )
+    broker = MemoryBroker(
+        start=BAR + timedelta(hours=1, seconds=6),
+    )
     broker.set_position("ETH", Decimal("0.5"))
     broker.set_position("LTC", Decimal("4"))
     clock = FakeClock(BAR)
