@@ -73,3 +73,18 @@ def test_admin_advance_to_a_time(emu: EmulatorThread) -> None:
     )
     backwards = requests.post(f"{emu.base_url}/admin/clock/advance", json={"seconds": -5}, timeout=10)
     assert backwards.status_code == 422
+
+
+def test_a_fills_price_read_from_its_minute_is_the_windows_last_bar() -> None:
+    """``latest`` reads one column of the cached minute block (the fast path every fill takes); it must
+    be exactly the bar the whole-window path gives, shocked or not, across block edges."""
+    market = Market.synthetic(5, origin=T0 - timedelta(days=3))
+    market.shock("ETH", 0.5, T0 + timedelta(hours=2))
+    for minutes in (1, 2, 59, 61, 24 * 60, 24 * 60 + 1, 26 * 60 + 7, 3 * 24 * 60 - 1, 3 * 24 * 60 + 5):
+        now = T0 - timedelta(days=3) + timedelta(minutes=minutes, seconds=3)
+        for base in ("BTC", "ETH"):
+            fast = market.latest(base, now)
+            newest = to_ns(now) - to_ns(now) % (60 * NS) - 60 * NS
+            window = market._finest(base, to_ns(now), newest, newest)
+            assert fast is not None and fast[0] == int(window.times[-1]) == newest
+            assert fast[1].tolist() == window.data[:, -1].tolist()

@@ -68,6 +68,7 @@ class Market:
         self._series = series or {}
         self._synthetic = synthetic
         self._source_step_ns = int(step.total_seconds() * NS)
+        self._block_ns = HOURS_PER_MINUTE_BLOCK * self._source_step_ns
         self.step_ns = MINUTE_NS if synthetic is not None else self._source_step_ns
         self._minute_cache: dict[tuple[str, int], np.ndarray] = {}
         self._shocks: dict[str, list[tuple[int, float]]] = {}  # base → (from open time ns, factor)
@@ -195,12 +196,26 @@ class Market:
         if self._synthetic is not None:
             origin = self._synthetic.start.value
             newest = (now_ns - MINUTE_NS - origin) // MINUTE_NS * MINUTE_NS + origin
-            window = self._finest(base, now_ns, newest, newest)
+            window = self._one_minute(base, newest) or self._finest(base, now_ns, newest, newest)
         else:
             window = self._source(base, now_ns)
         if not len(window):
             return None
         return int(window.times[-1]), window.data[:, -1]
+
+    def _one_minute(self, base: str, open_ns: int) -> BarWindow | None:
+        """The synthetic minute bar opening at ``open_ns``, read from its cached block (every fill asks
+        for one: ``_finest`` would build the block's whole window to keep one column); None: not here."""
+        if self._synthetic is None or base not in self.bases or open_ns < self._synthetic.start.value:
+            return None
+        block, offset_ns = divmod(open_ns - self._synthetic.start.value, self._block_ns)
+        data = self._block_minutes(base, int(block))
+        column = int(offset_ns // MINUTE_NS)
+        if column >= data.shape[1]:
+            return None
+        return self._shocked(
+            base, BarWindow(np.array([open_ns], dtype=np.int64), data[:, column : column + 1])
+        )
 
     def price(self, base: str, now: datetime) -> float | None:
         bar = self.latest(base, now)

@@ -173,6 +173,10 @@ class Cycle:
         tf = self.config.timeframe
         return floor_time(broker_now - timedelta(seconds=self.config.grace_s), tf) - tf
 
+    def history_start(self, bar: datetime) -> datetime:
+        """The first bar a decision at ``bar`` downloads (the indicators' history)."""
+        return bar - self.config.timeframe * self.config.history_bars
+
     def broker_now(self) -> datetime:
         broker_now = self.broker.now()
         limit = self.config.max_clock_skew_s
@@ -294,7 +298,7 @@ class Cycle:
     ) -> tuple[Aligned, dict[str, pd.DataFrame]] | CycleOutcome:
         """The bars this decision reads, or why not yet (a late bar: ``waiting``) or not at all (skipped)."""
         cfg = self.config
-        start = bar - cfg.timeframe * cfg.history_bars
+        start = self.history_start(bar)
         frames = (self.bar_source or self.broker.get_bars)(list(self.tickers), cfg.timeframe, start, now)
         try:
             aligned = self.aligner(

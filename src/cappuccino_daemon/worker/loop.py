@@ -38,10 +38,10 @@ from cappuccino_daemon.worker.alerting import DailySummary
 from cappuccino_daemon.worker.cycle import ClockSkewError, Cycle, CycleOutcome, Decided
 from cappuccino_daemon.worker.fees_audit import FeeAuditor, FeeBook
 from cappuccino_daemon.worker.metrics import WorkerMetrics
-from cappuccino_daemon.worker.orderflow import execute_all
+from cappuccino_daemon.worker.orderflow import Job, OrderFlow
 from cappuccino_daemon.worker.progress import ProgressReport, ProgressTracker
 from cappuccino_daemon.worker.reconcile import Book, reconcile_books
-from cappuccino_daemon.worker.tournament import combine
+from cappuccino_daemon.worker.tournament import SharedBars, combine
 
 log = get_logger(__name__)
 MISSED_BAR = (
@@ -220,15 +220,24 @@ class WorkerLoop:
         existing = [c.journal.get_cycle(bar) for c in self.cycles]
         return any(e is None or e.status == CycleStatus.EXECUTING for e in existing)
 
+    def _prefetch_bars(self, broker_now: datetime) -> None:
+        """A tournament's bar download for the decisions, fetched while the account is reconciled."""
+        bars = self.cycle.bar_source
+        if isinstance(bars, SharedBars):
+            start = self.cycle.history_start(self.cycle.expected_bar(broker_now))
+            bars.prefetch(self.cycle.config.timeframe, start, broker_now)
+
     def _run_models(self, broker_now: datetime, read_at: float) -> CycleOutcome:
         self._check_account_floor(self.cycle.expected_bar(broker_now))
-        decided = [c.decide(broker_now, read_at) for c in self.cycles]
-        jobs = {
-            i: c.job(d)
-            for i, (c, d) in enumerate(zip(self.cycles, decided, strict=True))
-            if isinstance(d, Decided)
-        }
-        execute_all(list(jobs.values()), self.order_concurrency)  # all sells, one wait, all buys
+        decided: list[Decided | CycleOutcome] = []
+        jobs: dict[int, Job] = {}
+        with OrderFlow(self.order_concurrency) as flow:  # sells leave as each model decides
+            for i, c in enumerate(self.cycles):
+                decided.append(c.decide(broker_now, read_at))
+                if isinstance(decided[-1], Decided):
+                    jobs[i] = c.job(decided[-1])
+                    flow.add(jobs[i])
+            flow.finish()  # every sell ended, then every buy
         outcomes = [
             c.conclude(d, jobs[i].report) if isinstance(d, Decided) else d
             for i, (c, d) in enumerate(zip(self.cycles, decided, strict=True))
@@ -286,6 +295,7 @@ class WorkerLoop:
             broker_now = self.cycle.broker_now()
             self.pace.observe(read_at, broker_now)
             if self._needs_reconcile(self.cycle.expected_bar(broker_now)):
+                self._prefetch_bars(broker_now)
                 self._set_phase(WorkerPhase.RECONCILING)
                 self.reconcile_now(broker_now)
             self._set_phase(WorkerPhase.TRADING)

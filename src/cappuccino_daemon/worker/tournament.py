@@ -11,6 +11,7 @@ its own journal (``Cycle._act``); the others trade on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -34,9 +35,21 @@ class SharedBars:
         self._frames: dict[str, pd.DataFrame] = {}
         self._features: dict[tuple[str, int, pd.Timestamp], pd.DataFrame] = {}
         self._aligned: dict[tuple[tuple[str, ...], datetime, timedelta, int, timedelta], Aligned] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: tuple[tuple[timedelta, datetime, datetime], Future[dict[str, pd.DataFrame]]] | None = (
+            None
+        )
         self.downloads = 0
         self.computed = 0  # tickers' features computed (once per ticker and download)
         self.aligned_built = 0  # feature matrices built (once per ticker list, bar and lookback)
+
+    def prefetch(self, timeframe: timedelta, start: datetime, end: datetime) -> None:
+        """Start this poll's download in the background: it arrives while the account is reconciled,
+        and the first model to read the bars takes it (or its error, raised as ``get_bars`` would)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="bars")
+        key = (timeframe, start, end)
+        self._pending = (key, self._pool.submit(self.broker.get_bars, self.symbols, timeframe, start, end))
 
     def __call__(
         self, symbols: list[str], timeframe: timedelta, start: datetime, end: datetime
@@ -44,7 +57,11 @@ class SharedBars:
         key = (timeframe, start, end)
         if key != self._key or any(s not in self._frames for s in symbols):
             wanted = list(dict.fromkeys([*self.symbols, *symbols]))
-            self._frames, self._key = self.broker.get_bars(wanted, timeframe, start, end), key
+            pending, self._pending = self._pending, None
+            if pending is not None and pending[0] == key and all(s in self.symbols for s in symbols):
+                self._frames, self._key = pending[1].result(), key
+            else:
+                self._frames, self._key = self.broker.get_bars(wanted, timeframe, start, end), key
             self._features.clear()
             self._aligned.clear()
             self.downloads += 1
