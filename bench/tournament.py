@@ -162,6 +162,7 @@ def main() -> None:
         (f"{n} models, whole poll", whole),
     ):
         print(f"{label}: p50 {med(values):.3f} s, p99 {_p(values, 0.99):.3f} s")
+    print(f"{n} models, last order sent, each bar: " + " ".join(f"{x:.3f}" for x in sent))
     print(f"ratio of the p50s to the last order sent, {n} models / 1: {med(sent) / med(one_sent):.1f}x")
     print(f"orders sent by the {n} models: {orders} ({orders / (args.bars + 1):.0f} per bar)")
     print(f"peak RSS: {rss_mib:,.0f} MiB (goals: last order sent p99 <= 1 s, memory < 4 GB)")

@@ -15,12 +15,28 @@ from cappuccino_daemon.journal.store import Journal
 BAR = datetime(2024, 1, 1, 10, tzinfo=UTC)
 
 
-def test_wal_and_full_sync(tmp_path: Path) -> None:
+def test_wal_with_an_fsync_where_a_guarantee_needs_one(tmp_path: Path) -> None:
+    """Commits run at NORMAL (a process crash loses nothing in WAL mode); the attempt before a POST,
+    halts and the normaliser commit at FULL, which puts every earlier commit on disk with them."""
     with Journal(tmp_path / "j.sqlite") as journal:
         mode = journal._db.execute("PRAGMA journal_mode").fetchone()[0]
-        sync = journal._db.execute("PRAGMA synchronous").fetchone()[0]
-    assert mode == "wal"
-    assert sync == 2  # FULL
+        assert mode == "wal"
+        assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        statements: list[str] = []
+        journal._db.set_trace_callback(statements.append)
+        journal.add_intent("cp-x-1", BAR, "BTC", "buy", Decimal("0.0123"), 30000.0)
+        assert not any("synchronous=FULL" in s for s in statements)
+        statements.clear()
+        journal.mark_attempt("cp-x-1")
+        full = statements.index("PRAGMA synchronous=FULL")
+        assert statements[full + 1] == "BEGIN IMMEDIATE" and statements[-1] == "PRAGMA synchronous=NORMAL"
+        assert any(s.startswith("UPDATE intents SET attempts") for s in statements[full:])
+        statements.clear()
+        journal.record_event("risk_halt", None, {"limit": "max_drawdown"}, durable=True)
+        journal.save_normaliser("m1", ["BTC"], [30000.0], [1.0], 10000.0, BAR)
+        assert statements.count("PRAGMA synchronous=FULL") == 2
+        journal._db.set_trace_callback(None)
+        assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 1
 
 
 def test_normaliser_is_saved_once_and_never_rescaled(tmp_path: Path) -> None:

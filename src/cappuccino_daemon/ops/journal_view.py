@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cappuccino_daemon.errors import ConfigError
-from cappuccino_daemon.journal.halts import HALT, RESUMED
+from cappuccino_daemon.journal.halts import halt_in
 
 
 def _time(text: str | None) -> datetime | None:
@@ -178,16 +178,6 @@ def _fees(db: sqlite3.Connection) -> dict[str, Any] | None:
     }
 
 
-def _halt(db: sqlite3.Connection) -> dict[str, Any] | None:
-    """The newest halt unless a resume followed it (``journal/halts.py``, read without a ``Journal``)."""
-    row = db.execute(
-        "SELECT kind, at, detail FROM events WHERE kind IN (?, ?) ORDER BY id DESC LIMIT 1", (HALT, RESUMED)
-    ).fetchone()
-    if row is None or row["kind"] != HALT:
-        return None
-    return {**json.loads(row["detail"]), "at": row["at"]}
-
-
 def _read(db: sqlite3.Connection, path: Path, summary: bool) -> JournalView:
     view = JournalView(path=path, summary=summary)
     view.cycle_counts = _counts(db, "SELECT status, COUNT(*) FROM cycles GROUP BY status ORDER BY status")
@@ -217,7 +207,7 @@ def _read(db: sqlite3.Connection, path: Path, summary: bool) -> JournalView:
     else:
         view.model_id = latest_model
     view.fees = _fees(db)
-    view.halt = _halt(db)
+    view.halt = halt_in(db)
     view.intent_status = _counts(db, "SELECT status, COUNT(*) FROM intents GROUP BY status ORDER BY status")
     snapshots = "SELECT id, bar_time, reason, cash, holdings FROM account_snapshots ORDER BY id"
     view.snapshots = [

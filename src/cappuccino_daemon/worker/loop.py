@@ -231,7 +231,8 @@ class WorkerLoop:
         self._check_account_floor(self.cycle.expected_bar(broker_now))
         decided: list[Decided | CycleOutcome] = []
         jobs: dict[int, Job] = {}
-        with OrderFlow(self.order_concurrency) as flow:  # sells leave as each model decides
+        senders = self.order_concurrency if len(self.cycles) > 1 else 1  # one model sends from here
+        with OrderFlow(senders) as flow:  # sells leave as each model decides
             for i, c in enumerate(self.cycles):
                 decided.append(c.decide(broker_now, read_at))
                 if isinstance(decided[-1], Decided):

@@ -80,7 +80,7 @@ class RiskGuard:
         }
         if marks is not None:
             detail |= {"peak": marks.peak, "day": marks.day, "day_start": marks.day_start}
-        self.journal.record_event(HALT, None, detail)
+        self.journal.record_event(HALT, None, detail, durable=True)  # a halt stays, power cut or not
         log.error("model_halted", **detail, clear_with=f"cappuccino-paper resume-model {self.model_id}")
         if self.on_alert is not None:
             self.on_alert(halt_alert(detail))
