@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from worker_support import Model
 
@@ -14,7 +16,7 @@ from cappuccino_daemon.journal.store import Journal
 from cappuccino_daemon.states import IntentStatus
 from cappuccino_daemon.worker.account import load_account
 from cappuccino_daemon.worker.executor import Executor, OrderLine
-from cappuccino_daemon.worker.orderflow import Job, execute_all
+from cappuccino_daemon.worker.orderflow import Job, OrderFlow, execute_all
 from cappuccino_daemon.worker.tournament import merge_reports
 
 BAR = datetime(2024, 2, 29, 23, tzinfo=UTC)
@@ -128,3 +130,37 @@ def test_a_model_whose_sells_do_not_end_skips_its_buys_and_the_others_buy_on(
     assert jobs[0].report.unresolved == 1
     assert [i.side for i in a.journal.intents(BAR)] == ["sell"]  # no buy planned past an open sell
     assert [i.status for i in b.journal.intents(BAR)] == [IntentStatus.FILLED] * 2  # settled by list
+
+
+def test_many_models_send_from_a_pool_and_each_journal_keeps_its_own_orders(
+    tmp_path: Path, tiny_model: Model
+) -> None:
+    """Six models, four senders: each model's orders go out in turn from a pool thread, every order is
+    in its own model's journal, booked once, and no buy leaves before every sell has ended."""
+    threads: list[str] = []
+
+    class Recording(MemoryBroker):
+        def submit_market_order(self, *args: Any, **kwargs: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return super().submit_market_order(*args, **kwargs)
+
+    broker = Recording(start=BAR + timedelta(hours=1, seconds=6))
+    broker.set_position("ETH", Decimal("3"))
+    clock = FakeClock(BAR)
+    models = [_executor(tmp_path, f"m{i}", tiny_model, broker, clock, [0.0, 0.5, 0.0]) for i in range(6)]
+    jobs = [_job(m, OrderLine(ETH, "sell", 0.5, "sell"), OrderLine(LTC, "buy", 1.0, "buy")) for m in models]
+    with OrderFlow(concurrency=4) as flow:
+        for job in jobs:
+            flow.add(job)
+        flow.finish()
+    assert len(threads) == 12 and all(name.startswith("orders") for name in threads)
+    submits = [c for c in broker.calls if c.startswith("submit")]
+    first_buy_read = broker.calls.index("get_account")
+    assert broker.calls[:first_buy_read].count("submit_market_order") == 6  # all six sells, then buys
+    assert len(submits) == 12
+    for model, job in zip(models, jobs, strict=True):
+        intents = model.journal.intents(BAR)
+        assert [(i.side, i.status) for i in intents] == [("sell", "filled"), ("buy", "filled")]
+        assert all(i.applied and i.client_order_id.startswith("cp-") for i in intents)
+        assert len(model.journal.fills()) == 2 and job.report.submitted == 2
+    assert broker.get_positions().get("ETH") is None

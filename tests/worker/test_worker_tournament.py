@@ -101,7 +101,8 @@ def test_three_models_trade_one_account_with_their_own_books(
     loop.reconcile_now(loop.cycle.broker.now())
     shared = loop.cycle.bar_source
     assert isinstance(shared, SharedBars) and all(c.bar_source is shared for c in loop.cycles)
-    assert shared.downloads == 6  # one download per poll for all three models
+    assert shared.downloads == 6  # one download per poll for all three models...
+    assert shared.prefetched == 6  # ...each started while the account was reconciled
     assert shared.computed == 6 * 3  # BTC, ETH, LTC once per bar, though seven model-tickers read them
     owners = {our_prefix(c.spec.model_id): c for c in loop.cycles}
     assert len(owners) == 3 and len({c.journal.path for c in loop.cycles}) == 3

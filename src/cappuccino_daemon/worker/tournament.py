@@ -40,6 +40,7 @@ class SharedBars:
             None
         )
         self.downloads = 0
+        self.prefetched = 0  # downloads that were started while the account was reconciled
         self.computed = 0  # tickers' features computed (once per ticker and download)
         self.aligned_built = 0  # feature matrices built (once per ticker list, bar and lookback)
 
@@ -60,6 +61,7 @@ class SharedBars:
             pending, self._pending = self._pending, None
             if pending is not None and pending[0] == key and all(s in self.symbols for s in symbols):
                 self._frames, self._key = pending[1].result(), key
+                self.prefetched += 1
             else:
                 self._frames, self._key = self.broker.get_bars(wanted, timeframe, start, end), key
             self._features.clear()
