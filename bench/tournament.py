@@ -104,7 +104,7 @@ def _bars(n_models: int, bars: int, mix: bool, emulator: str) -> tuple[list[floa
     import structlog
 
     from cappuccino_daemon.broker.alpaca import AlpacaBroker, AlpacaEndpoints
-    from cappuccino_daemon.worker.build import WorkerOptions, build_loop
+    from cappuccino_daemon.worker.build import WorkerOptions, build_loop, freeze_startup_heap
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
     with tempfile.TemporaryDirectory() as tmp, _emulator(emulator) as emu:
@@ -120,6 +120,7 @@ def _bars(n_models: int, bars: int, mix: bool, emulator: str) -> tuple[list[floa
         )
         (spec, policy), *others = loaded
         loop = build_loop(opts, spec, policy, broker, others=others)
+        freeze_startup_heap()  # as the worker does before its first bar
         sent, whole, orders = [], [], 0
         for _ in range(bars + 1):  # the first bar also pays the start-up reconciliation: left out
             now = emu.now()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -164,3 +167,16 @@ def test_many_models_send_from_a_pool_and_each_journal_keeps_its_own_orders(
         assert all(i.applied and i.client_order_id.startswith("cp-") for i in intents)
         assert len(model.journal.fills()) == 2 and job.report.submitted == 2
     assert broker.get_positions().get("ETH") is None
+
+
+def test_the_start_up_heap_is_frozen_out_of_full_collections() -> None:
+    """A fresh interpreter: what exists when the loop is built leaves the collector's generations
+    (a full collection then skips the models and libraries: bench/tournament.py)."""
+    code = (
+        "import gc, json; from cappuccino_daemon.worker.build import freeze_startup_heap; "
+        "before = gc.get_freeze_count(); freeze_startup_heap(); "
+        "print(json.dumps([before, gc.get_freeze_count(), sum(gc.get_count())]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    before, frozen, pending = json.loads(out.stdout)
+    assert before == 0 and frozen > 10_000 and pending < 100

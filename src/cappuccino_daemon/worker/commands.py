@@ -156,7 +156,7 @@ def worker_settings(args: argparse.Namespace) -> DaemonSettings:
 
 def _run_worker(args: argparse.Namespace) -> int:
     from cappuccino_daemon.logsetup import configure_logging
-    from cappuccino_daemon.worker.build import build_from_options, worker_options
+    from cappuccino_daemon.worker.build import build_from_options, freeze_startup_heap, worker_options
 
     settings = worker_settings(args)
     configure_logging(
@@ -179,4 +179,5 @@ def _run_worker(args: argparse.Namespace) -> int:
 
     loop.attach_alerts(sender_for(settings).start(), settings.notify.daily_summary)
     loop.install_signal_handlers()
+    freeze_startup_heap()
     return loop.run()
