@@ -121,3 +121,37 @@ def test_schema_version_mismatch_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(ConfigError, match="schema version 99"):
         Journal(path)
+
+
+def test_the_workers_per_bar_reads_never_walk_the_whole_history(tmp_path: Path) -> None:
+    """A tournament asks each journal these every bar; after a year a full scan of the intents cost
+    150 ms a call (bench/journal_queries.py). Each read must use an index, whatever the data."""
+    from datetime import timedelta
+
+    from cappuccino_daemon.journal.event_kinds import SKIPPED_ENV
+    from cappuccino_daemon.journal.halts import current_halt
+    from cappuccino_daemon.states import CycleStatus, IntentStatus
+
+    with Journal(tmp_path / "j.sqlite") as journal:
+        statements: list[str] = []
+        journal._db.set_trace_callback(statements.append)
+        journal.get_cycle(BAR)
+        journal.cycles(CycleStatus.EXECUTING)
+        journal.skipped_since_decision(SKIPPED_ENV)
+        journal.open_intents()
+        journal.intents_since(BAR - timedelta(days=2), IntentStatus.LOST)
+        journal.intents(BAR)
+        journal.latest_filled("ETH")
+        journal.unapplied_final_intents()
+        journal.broker_order_ids(BAR)
+        current_halt(journal)
+        journal._db.set_trace_callback(None)
+        plans = {
+            sql: " | ".join(str(row[3]) for row in journal._db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in statements
+            if sql.startswith("SELECT")
+        }
+    assert len(plans) == 10
+    for sql, plan in plans.items():
+        walks = [step for step in plan.split(" | ") if step.startswith("SCAN") and "INDEX" not in step]
+        assert not walks, f"{sql}: {plan}"

@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS intents (
 );
 CREATE INDEX IF NOT EXISTS intents_by_bar ON intents (bar_time);
 CREATE INDEX IF NOT EXISTS intents_by_status ON intents (status);
+-- The worker's per-bar questions, answered without walking a year of history (bench/journal_queries.py):
+-- the newest fill of a symbol, fills not booked yet, cycles still executing.
+CREATE INDEX IF NOT EXISTS intents_by_symbol ON intents (symbol, created_at, client_order_id);
+CREATE INDEX IF NOT EXISTS intents_unapplied ON intents (created_at) WHERE applied = 0;
+CREATE INDEX IF NOT EXISTS cycles_by_status ON cycles (status, bar_time);
 
 -- Everything that happened to an order or the books, in order: submit outcomes, lookups, reconcile notes.
 CREATE TABLE IF NOT EXISTS events (

@@ -387,6 +387,13 @@ class Journal:
         rows = self._db.execute(sql + " ORDER BY created_at, client_order_id", args)
         return [_intent(r) for r in rows]
 
+    def broker_order_ids(self, since: datetime | None = None) -> set[str]:
+        """The broker's ids of this journal's orders, of bar ``since`` on (all when None)."""
+        sql, args = "SELECT broker_order_id FROM intents WHERE broker_order_id IS NOT NULL", []
+        if since is not None:
+            sql, args = sql + " AND bar_time >= ?", [iso(since)]
+        return {str(row[0]) for row in self._db.execute(sql, args)}
+
     def latest_filled(self, symbol: str) -> IntentRecord | None:
         """The symbol's newest intent with a fill (the order ``intents()`` lists them in)."""
         row = self._db.execute(

@@ -31,6 +31,9 @@ from cappuccino_daemon.model.spec import EnvProfile
 log = get_logger(__name__)
 
 EVENT = "fee_audit"
+# An order's fills land within seconds of its bar (the fill deadline), a resumed cycle's within the next
+# bars: the fills after the last audited day belong to orders of the two days before it at the earliest.
+FILLS_LAG = timedelta(days=2)
 WARN_USD = 0.01  # a difference above a cent per symbol and day is worth a warning
 
 
@@ -132,7 +135,8 @@ class FeeAuditor:
         lasts = [max((d for d, _ in seen), default=None) for seen in done]
         last = None if None in lasts else min(d for d in lasts if d is not None)
         after = datetime.fromisoformat(last).replace(tzinfo=UTC) if last else None
-        orders = [{i.broker_order_id for i in b.journal.intents() if i.broker_order_id} for b in self.books]
+        since = None if after is None else after - FILLS_LAG  # not every order of the year: a year is slow
+        orders = [b.journal.broker_order_ids(since) for b in self.books]
         per_book = compare_books(self.broker.list_activities(after=after), orders, self.books)
         fresh_all: list[FeeAudit] = []
         for book, audits, seen in zip(self.books, per_book, done, strict=True):

@@ -4,7 +4,9 @@ A skipped bar (the worker down or restarting, a bar late) has no live decision, 
 in again the replay path can take the env's step there from the books the account had (nothing traded
 since): its action, its plan at that bar's closes, the books it would have left. Each becomes one
 ``skipped_bar_env`` event, which the audit values as the ``skipped_bars`` part of the gap. A bar whose
-data never arrived stays unvalued (the event says why).
+data never arrived stays unvalued (the event says why). The events are written once the decision's
+orders are out (``Cycle.conclude``: they never delay an order); a worker killed in between leaves those
+bars without one, and the audit's ``other`` then holds their part of the gap.
 """
 
 from __future__ import annotations
