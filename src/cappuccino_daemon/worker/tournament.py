@@ -1,10 +1,12 @@
 """Many models, one worker, one account: what the loop shares between the models' cycles.
 
 Each model keeps its own cycle (state, actor, plan, executor, journal, ``client_order_id`` prefix, p0
-and profile); the loop runs them one after the other on the same bar. Shared: the broker connection,
-the clock, one bar download per poll for the union of the models' tickers and each ticker's features
-computed once from it (``SharedBars``), the reconciliation of positions against the sum of their books
-(``reconcile.reconcile_books``), one heartbeat. A model whose actor raises is skipped for that bar in
+and profile); the loop decides them one after the other on the same bar. Shared: the broker
+connection, the clock, one bar download per poll for the union of the models' tickers (started while
+the account is reconciled) and each ticker's features computed once from it (``SharedBars``), the
+reconciliation of positions against the sum of their books (``reconcile.reconcile_books``), the bar's
+order flow (``orderflow.OrderFlow``: one positions read, one cash read, one order list per poll), one
+heartbeat. A model whose actor raises is skipped for that bar in
 its own journal (``Cycle._act``); the others trade on.
 """
 
