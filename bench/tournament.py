@@ -99,7 +99,9 @@ def _emulator(kind: str) -> Any:
     return _ProcessEmulator() if kind == "process" else EmulatorThread(synthetic_seed=3, start=START)
 
 
-def _bars(n_models: int, bars: int, mix: bool, emulator: str) -> tuple[list[float], list[float], int]:
+def _bars(
+    n_models: int, bars: int, mix: bool, emulator: str, senders: int = 8
+) -> tuple[list[float], list[float], int]:
     """Per bar: seconds to the last order sent and for the whole ``loop.step()``; the orders sent."""
     import structlog
 
@@ -117,11 +119,12 @@ def _bars(n_models: int, bars: int, mix: bool, emulator: str) -> tuple[list[floa
             grace_s=GRACE_S,
             max_clock_skew_s=None,
             request_budget_per_min=100_000,  # the emulator has no budget; measure our own work
+            order_concurrency=senders,
         )
         (spec, policy), *others = loaded
         loop = build_loop(opts, spec, policy, broker, others=others)
         freeze_startup_heap()  # as the worker does before its first bar
-        sent, whole, orders = [], [], 0
+        sent, whole, orders, per_bar = [], [], 0, []
         for _ in range(bars + 1):  # the first bar also pays the start-up reconciliation: left out
             now = emu.now()
             close = now.replace(minute=0, second=0, microsecond=0).timestamp() + 3600 + GRACE_S + 1
@@ -132,8 +135,10 @@ def _bars(n_models: int, bars: int, mix: bool, emulator: str) -> tuple[list[floa
             if outcome.kind != "traded" or outcome.report is None or outcome.report.last_submit_mono is None:
                 raise SystemExit(f"bar not traded: {outcome.kind} {outcome.message}")
             sent.append(outcome.report.last_submit_mono - started)
+            per_bar.append(outcome.report.submitted)
         for c in loop.cycles:
             orders += sum(1 for i in c.journal.intents() if i.attempts > 0)
+        print(f"{n_models} model(s), orders sent each bar: " + " ".join(str(k) for k in per_bar[1:]))
         return sent[1:], whole[1:], orders
 
 
@@ -150,9 +155,10 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=6)
     parser.add_argument("--mix", action="store_true", help="mix in the real fixture actors (../shared)")
     parser.add_argument("--emulator", choices=("process", "thread"), default="process")
+    parser.add_argument("--senders", type=int, default=8, help="[worker] order_concurrency (default 8)")
     args = parser.parse_args()
     one_sent, one_whole, _ = _bars(1, args.bars, False, args.emulator)
-    sent, whole, orders = _bars(args.models, args.bars, args.mix, args.emulator)
+    sent, whole, orders = _bars(args.models, args.bars, args.mix, args.emulator, args.senders)
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n, med = args.models, statistics.median
     print(f"bars measured: {args.bars} (after the first); emulator: {args.emulator}")

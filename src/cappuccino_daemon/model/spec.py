@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -96,9 +97,10 @@ class ModelSpec:
     def n_tickers(self) -> int:
         return len(self.tickers)
 
-    @property
+    @cached_property
     def model_id(self) -> str:
-        """Short stable id used in client_order_ids, journal names and logs (symlinks resolved)."""
+        """Short stable id used in client_order_ids, journal names and logs (symlinks resolved once: a
+        tournament asks for it many times a bar, and the id must not move while the process runs)."""
         name = self.model_dir.resolve().name
         return f"{name}-{self.actor_sha256[:8]}" if self.actor_sha256 else name
 
