@@ -133,6 +133,15 @@ class Harness:
             self.proc.kill()
             self.proc.wait()
 
+    def close(self) -> None:
+        """Kill the supervisor and every fake child it started that still runs (never leave one behind)."""
+        from cappuccino_daemon.procinfo import pid_alive
+
+        self.kill()
+        for event in self.child_events():
+            if event["event"] == "start" and pid_alive(event["pid"]):
+                os.kill(event["pid"], signal.SIGKILL)
+
     # ----------------------------------------------------------- observations
     def child_events(self, role: str | None = None) -> list[dict[str, Any]]:
         if not self.events.exists():

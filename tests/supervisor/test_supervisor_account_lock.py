@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +13,8 @@ from supervisor_harness import Harness
 
 from cappuccino_daemon.accountlock import ENV_FD, AccountLock, LockHolder, lock_file, write_account_record
 from cappuccino_daemon.errors import ConfigError
-from cappuccino_daemon.procinfo import pid_alive
 
 FOREVER: dict[str, Any] = {"run_s": None}
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path)
-    yield h
-    h.kill()
-    for event in h.child_events():
-        if event["event"] == "start" and pid_alive(event["pid"]):
-            os.kill(event["pid"], signal.SIGKILL)
 
 
 def _open_files(pid: int) -> dict[int, str]:

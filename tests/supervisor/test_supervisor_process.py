@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +15,6 @@ from cappuccino_daemon.procinfo import pid_alive
 
 FOREVER: dict[str, Any] = {"run_s": None}
 CRASH: dict[str, Any] = {"run_s": 0, "exit": 3}
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path)
-    yield h
-    h.kill()
-    for event in h.child_events():  # never leave a fake child behind
-        if event["event"] == "start" and pid_alive(event["pid"]):
-            os.kill(event["pid"], signal.SIGKILL)
 
 
 def _starts(h: Harness, role: str = "worker") -> list[dict[str, Any]]:

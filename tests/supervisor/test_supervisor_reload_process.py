@@ -9,11 +9,9 @@ Every wait polls a condition (no sleep has to land in a window)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +30,6 @@ TICKERS = ("BTC", "ETH", "LTC")
 def stubs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("stubs")
     return write_trading_stub(root / "a_1h", TICKERS), write_trading_stub(root / "b_1h", TICKERS)
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path)
-    yield h
-    h.kill()
-    for event in h.child_events():  # never leave a fake child behind
-        if event["event"] == "start" and pid_alive(event["pid"]):
-            os.kill(event["pid"], signal.SIGKILL)
 
 
 class NotifySocket:

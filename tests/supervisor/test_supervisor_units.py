@@ -135,6 +135,17 @@ def _bound_socket(address: str) -> socket.socket:
     return sock
 
 
+def _received(sock: socket.socket) -> list[str]:
+    """Every datagram sent so far (the sender is done: the first 0.3 s of silence ends the read)."""
+    sock.settimeout(0.3)
+    got: list[str] = []
+    try:
+        while True:
+            got.append(sock.recv(4096).decode())
+    except TimeoutError:
+        return got
+
+
 def test_sd_notify_filesystem_and_abstract_sockets(tmp_path: Path) -> None:
     path = str(tmp_path / "notify.sock")
     with _bound_socket(path) as sock:
@@ -170,13 +181,7 @@ def test_notifier_rate_limits_watchdog_and_dedupes_status(tmp_path: Path) -> Non
         notifier.status("a")
         notifier.status("a")  # unchanged: dropped
         notifier.watchdog(0.6)
-        sock.settimeout(0.3)
-        got = []
-        try:
-            while True:
-                got.append(sock.recv(4096).decode())
-        except TimeoutError:
-            pass
+        got = _received(sock)
     assert got == ["WATCHDOG=1", "STATUS=a", "WATCHDOG=1"]
 
 
@@ -193,13 +198,7 @@ def test_notifier_reload_sends_ready_again_and_never_during_start(tmp_path: Path
         assert notifier.reloading() is False  # one reload at a time
         notifier.reloaded("running")
         notifier.reloaded("running")  # already ended
-        sock.settimeout(0.3)
-        got = []
-        try:
-            while True:
-                got.append(sock.recv(4096).decode())
-        except TimeoutError:
-            pass
+        got = _received(sock)
     assert got == [
         "READY=1\nSTATUS=running",
         "RELOADING=1\nMONOTONIC_USEC=123456789\nSTATUS=checking",

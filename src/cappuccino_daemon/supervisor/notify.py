@@ -100,10 +100,7 @@ class Notifier:
         if self.ready_sent:
             return
         self.ready_sent = True
-        lines = ["READY=1"] + ([f"STATUS={_one_line(status)}"] if status else [])
-        if status:
-            self._last_status = _one_line(status)
-        self.send("\n".join(lines))
+        self._send_with_status(["READY=1"], status)
         log.info("sd_ready", notify=self.enabled)
 
     def reloading(self, status: str | None = None) -> bool:
@@ -115,11 +112,7 @@ class Notifier:
         if not self.ready_sent or self.reloading_sent:
             return False
         self.reloading_sent = True
-        lines = ["RELOADING=1", f"MONOTONIC_USEC={self._clock_usec()}"]
-        if status:
-            self._last_status = _one_line(status)
-            lines.append(f"STATUS={self._last_status}")
-        self.send("\n".join(lines))
+        self._send_with_status(["RELOADING=1", f"MONOTONIC_USEC={self._clock_usec()}"], status)
         return True
 
     def reloaded(self, status: str | None = None) -> None:
@@ -128,9 +121,14 @@ class Notifier:
         if not self.reloading_sent:
             return
         self.reloading_sent = False
-        lines = ["READY=1"] + ([f"STATUS={_one_line(status)}"] if status else [])
+        self._send_with_status(["READY=1"], status)
+
+    def _send_with_status(self, lines: list[str], status: str | None) -> None:
+        """One datagram: ``lines`` and, when given, the new STATUS (remembered, so ``status`` does not
+        send it again)."""
         if status:
             self._last_status = _one_line(status)
+            lines = [*lines, f"STATUS={self._last_status}"]
         self.send("\n".join(lines))
 
     def status(self, text: str) -> None:
